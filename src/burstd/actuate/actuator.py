@@ -1,0 +1,241 @@
+"""The actuator: carries decisions out and remembers units, target backoffs and cooldowns.
+
+It is synchronous and keeps no clock: ``execute`` records what it asked for and hands the
+provider calls to a ``Driver``; the driver reports back through ``provisioned``, ``ready``,
+``failed`` and ``released`` with the time it saw them. The daemon's driver runs async provider
+calls as tasks; the simulator's applies them to the simulated world. One unit has at most one
+provider call in flight: decisions about a busy unit wait for the next pass.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from burstd.model import (
+    Abandon,
+    Cordon,
+    Decision,
+    Drain,
+    Evict,
+    Release,
+    RuleHistory,
+    ScaleUp,
+    Snapshot,
+    TargetStatus,
+    Uncordon,
+    Unit,
+    UnitPhase,
+)
+from burstd.plan.planner import Plan
+from burstd.rules.types import RuleSet, Target
+
+MAX_BACKOFF_S = 3600.0
+
+
+class Driver(Protocol):
+    """Starts provider calls. Each returns at once; results come back through the actuator's
+    callbacks. Implementation required for every method."""
+
+    def create(self, unit: Unit, target: Target) -> None: ...
+    def cordon(self, unit: Unit, target: Target | None) -> None: ...
+    def uncordon(self, unit: Unit, target: Target | None) -> None: ...
+    def evict(self, unit: Unit, target: Target | None, pods: tuple[str, ...]) -> None: ...
+    def delete(self, unit: Unit, target: Target | None) -> None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Applied:
+    """A decision the actuator acted on (``acted=False``: recorded only, as in dry run)."""
+
+    decision: Decision
+    acted: bool
+    units: tuple[str, ...] = ()
+
+
+def sequential_ids(prefix: str = "") -> Callable[[str], str]:
+    """Unit ids ``<target>-1``, ``<target>-2``…: deterministic, for the simulator and tests."""
+    counter = itertools.count(1)
+    return lambda target: f"{prefix}{target}-{next(counter)}"
+
+
+class Actuator:
+    def __init__(self, driver: Driver, new_id: Callable[[str], str] | None = None) -> None:
+        self._driver = driver
+        self._new_id = new_id or sequential_ids()
+        self._units: dict[str, Unit] = {}
+        self._targets: dict[str, TargetStatus] = {}
+        self._history: dict[str, RuleHistory] = {}
+        self._busy: set[str] = set()
+        self.listeners: list[Callable[[Applied], None]] = []
+        self.provisioned_total = 0
+        self.released_total = 0
+        self.failed_total = 0
+
+    # Views for the planner -------------------------------------------------------------
+
+    @property
+    def units(self) -> Mapping[str, Unit]:
+        return self._units
+
+    def merged(self, base: Snapshot) -> Snapshot:
+        """``base`` (pods, nodes, metrics) with the actuator's units and memory."""
+        return replace(
+            base,
+            units=tuple(self._units.values()),
+            targets=dict(self._targets),
+            history=dict(self._history),
+        )
+
+    def observe(self, base: Snapshot, now: float) -> None:
+        """Note which units run pods now, for idle times."""
+        busy_nodes = {p.node for p in base.pods if p.is_running and p.node is not None}
+        for uid, unit in self._units.items():
+            if unit.node is not None and unit.node in busy_nodes:
+                self._units[uid] = replace(unit, last_busy_at=now)
+
+    def adopt(self, units: Iterable[Unit]) -> None:
+        """Take over units found in the cluster after a restart."""
+        for unit in units:
+            self._units.setdefault(unit.id, unit)
+
+    # Acting ----------------------------------------------------------------------------
+
+    def execute(self, plan: Plan, ruleset: RuleSet, now: float) -> list[Applied]:
+        done = []
+        for decision in plan.actions:
+            applied = self._apply(decision, ruleset, now)
+            if applied is not None:
+                done.append(applied)
+                for listener in self.listeners:
+                    listener(applied)
+        return done
+
+    def _apply(self, d: Decision, ruleset: RuleSet, now: float) -> Applied | None:
+        if d.dry_run:
+            return Applied(decision=d, acted=False)
+        if isinstance(d, ScaleUp):
+            return self._scale_up(d, ruleset.targets[d.target], now)
+        assert isinstance(d, Cordon | Uncordon | Drain | Evict | Release | Abandon)
+        unit = self._units.get(d.unit)
+        if unit is None or not unit.phase.alive:
+            return None
+        # A unit waits for its provider call to end, except to abandon an in-flight create.
+        if d.unit in self._busy and not (isinstance(d, Abandon) and unit.phase.in_flight):
+            return None
+        target = ruleset.targets.get(unit.target)
+        match d:
+            case Cordon():
+                self._units[unit.id] = unit.moved(UnitPhase.CORDONED, now)
+                self._touch(unit.rule, down=now)
+                if unit.node is not None:
+                    self._call(unit.id, self._driver.cordon, unit, target)
+            case Uncordon():
+                self._units[unit.id] = unit.moved(UnitPhase.READY, now)
+                if unit.node is not None:
+                    self._call(unit.id, self._driver.uncordon, unit, target)
+            case Drain():
+                self._units[unit.id] = unit.moved(UnitPhase.DRAINING, now)
+            case Evict():
+                self._busy.add(unit.id)
+                self._driver.evict(unit, target, d.pods)
+            case Release():
+                self._busy.add(unit.id)
+                self._driver.delete(unit, target)
+            case Abandon():
+                # The driver cancels the create in flight, then deletes what it left.
+                self._busy.add(unit.id)
+                self._units[unit.id] = unit.moved(UnitPhase.FAILED, now)
+                self.failed_total += 1
+                self._backoff(unit.target, target, d.reason, now)
+                self._driver.delete(unit, target)
+        return Applied(decision=d, acted=True, units=(unit.id,))
+
+    def _call(self, uid: str, fn: Callable[[Unit, Target | None], None], *args: object) -> None:
+        self._busy.add(uid)
+        fn(*args)  # type: ignore[arg-type]
+
+    def _scale_up(self, d: ScaleUp, target: Target, now: float) -> Applied:
+        made = []
+        for _ in range(d.units):
+            unit = Unit(
+                id=self._new_id(target.name),
+                target=target.name,
+                rule=d.rule,
+                gpus=target.gpus_per_unit,
+                gpu_model=target.gpu_model,
+                mig=tuple(sorted(target.mig.items())),
+                phase=UnitPhase.REQUESTED,
+                requested_at=now,
+                phase_since=now,
+                price_per_gpu_hour=target.price_per_gpu_hour,
+            )
+            self._units[unit.id] = unit
+            self._busy.add(unit.id)
+            made.append(unit.id)
+            self._driver.create(unit, target)
+        self._touch(d.rule, up=now)
+        return Applied(decision=d, acted=True, units=tuple(made))
+
+    def _touch(self, rule: str, up: float | None = None, down: float | None = None) -> None:
+        h = self._history.get(rule, RuleHistory())
+        self._history[rule] = replace(
+            h,
+            last_scale_up_at=up if up is not None else h.last_scale_up_at,
+            last_scale_down_at=down if down is not None else h.last_scale_down_at,
+        )
+
+    def _backoff(self, name: str, target: Target | None, error: str, now: float) -> None:
+        status = self._targets.get(name, TargetStatus())
+        failures = status.consecutive_failures + 1
+        base = target.backoff if target is not None else 300.0
+        self._targets[name] = TargetStatus(
+            consecutive_failures=failures,
+            backoff_until=now + min(MAX_BACKOFF_S, base * 2 ** (failures - 1)),
+            last_error=error,
+        )
+
+    # Feedback from the driver ------------------------------------------------------------
+
+    def provisioning(self, uid: str, now: float) -> None:
+        unit = self._units.get(uid)
+        if unit is not None and unit.phase is UnitPhase.REQUESTED:
+            self._units[uid] = unit.moved(UnitPhase.PROVISIONING, now)
+
+    def ready(self, uid: str, node: str, now: float) -> None:
+        unit = self._units.get(uid)
+        if unit is None or not unit.phase.alive:
+            return  # abandoned meanwhile: the delete in flight removes it
+        self._busy.discard(uid)
+        self.provisioned_total += 1
+        self._targets.pop(unit.target, None)  # a success ends the target's backoff
+        ready = replace(unit, node=node, last_busy_at=now)
+        if unit.phase.in_flight:
+            ready = ready.moved(UnitPhase.READY, now)
+        else:
+            # Cordoned while still in flight (its rule left the file): cordon the node now.
+            ready = replace(ready, ready_at=now)
+            self._busy.add(uid)
+            self._driver.cordon(ready, None)
+        self._units[uid] = ready
+
+    def done(self, uid: str) -> None:
+        """A cordon, uncordon or evict call finished (successfully or not)."""
+        self._busy.discard(uid)
+
+    def failed(self, uid: str, error: str, target: Target | None, now: float) -> None:
+        """``create`` failed: the unit is gone (the driver cleaned up) and its target backs off."""
+        self._busy.discard(uid)
+        unit = self._units.pop(uid, None)
+        if unit is None:
+            return
+        self.failed_total += 1
+        self._backoff(unit.target, target, error, now)
+
+    def released(self, uid: str, now: float) -> None:
+        self._busy.discard(uid)
+        unit = self._units.pop(uid, None)
+        if unit is not None and unit.ready_at is not None:
+            self.released_total += 1

@@ -1,0 +1,87 @@
+"""Borrowed capacity: units, and what the actuator remembers about targets and rules.
+
+A unit is one piece of borrowed capacity with its own lifecycle (one Liqo ResourceSlice, one
+Terraform pool increment, one InterLink or kwok node). The planner reads these records; only the
+actuator writes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+
+class UnitPhase(StrEnum):
+    """``requested → provisioning → ready → cordoned → draining → released | failed``."""
+
+    REQUESTED = "requested"
+    PROVISIONING = "provisioning"
+    READY = "ready"
+    CORDONED = "cordoned"
+    DRAINING = "draining"
+    RELEASED = "released"
+    FAILED = "failed"
+
+    @property
+    def in_flight(self) -> bool:
+        """Asked for but not usable yet."""
+        return self in (UnitPhase.REQUESTED, UnitPhase.PROVISIONING)
+
+    @property
+    def alive(self) -> bool:
+        """Counts against limits and costs money."""
+        return self not in (UnitPhase.RELEASED, UnitPhase.FAILED)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unit:
+    """One piece of borrowed capacity.
+
+    ``gpus`` is the unit's whole-GPU count (one node of that many GPUs); ``mig`` the MIG slices
+    it offers instead, if any. ``last_busy_at`` is the last time a pod ran on it (its ready time
+    while none has), kept up to date by the state layer; ``phase_since`` is when it entered its
+    current phase.
+    """
+
+    id: str
+    target: str
+    rule: str
+    gpus: int
+    gpu_model: str = ""
+    mig: tuple[tuple[str, int], ...] = ()
+    phase: UnitPhase = UnitPhase.REQUESTED
+    requested_at: float = 0.0
+    phase_since: float = 0.0
+    ready_at: float | None = None
+    last_busy_at: float | None = None
+    price_per_gpu_hour: float = 0.0
+    node: str | None = None
+
+    @property
+    def cost_per_hour(self) -> float:
+        return self.gpus * self.price_per_gpu_hour
+
+    def moved(self, phase: UnitPhase, now: float) -> Unit:
+        """This unit in ``phase`` from ``now`` on."""
+        ready_at = now if phase is UnitPhase.READY and self.ready_at is None else self.ready_at
+        return replace(self, phase=phase, phase_since=now, ready_at=ready_at)
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.target}, {self.gpus} GPU, {self.phase})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TargetStatus:
+    """What the actuator learned about a target: failures put it in backoff."""
+
+    consecutive_failures: int = 0
+    backoff_until: float = 0.0
+    last_error: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuleHistory:
+    """When a rule last scaled, for cooldowns."""
+
+    last_scale_up_at: float | None = None
+    last_scale_down_at: float | None = None

@@ -1,0 +1,484 @@
+"""The planner: from a snapshot, the rules and the time, the decisions to take. Pure.
+
+For each rule, in file order:
+
+1. units past their ready deadline are abandoned (the actuator rolls them back and puts the
+   target in backoff, so the next pass walks further down the ladder);
+2. the rule's pending demand is first covered by capacity already on its way: units in flight,
+   units that became ready moments ago, then cordoned or draining units taken back;
+3. what is left, if a trigger fires, is bin-packed onto new units down the ladder, within the
+   target, rule and global limits, the budget, cooldowns and backoffs (partial when one binds);
+4. units nobody needs are given back: idle for ``idle_for`` → cordon; re-checked after
+   ``validation`` → drain; empty → release. A unit with a running pod is never released, and in
+   ``evict`` mode only pods that may be evicted are.
+
+Units whose rule left the rules file are drained the same way.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from burstd.model import (
+    Abandon,
+    Cordon,
+    Decision,
+    Drain,
+    Evict,
+    NoOp,
+    Pod,
+    Release,
+    ScaleUp,
+    Snapshot,
+    Uncordon,
+    Unit,
+    UnitPhase,
+)
+from burstd.model.durations import format_duration
+from burstd.plan.packing import Bin, Shape, pack_into, pack_new, size_key
+from burstd.rules.engine import RuleView, evaluate
+from burstd.rules.types import DrainMode, Rule, RuleSet, Target
+
+# A unit that just became ready may still have pending pods the scheduler has not retried yet;
+# its free room counts as covering demand for this long, so burstd does not burst twice.
+READY_SETTLE_S = 60.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    decisions: tuple[Decision, ...]
+    views: tuple[RuleView, ...] = ()
+
+    @property
+    def actions(self) -> tuple[Decision, ...]:
+        return tuple(d for d in self.decisions if not isinstance(d, NoOp))
+
+
+@dataclass(slots=True)
+class _Budget:
+    """Running totals while a plan is built, so two rules cannot both spend the same room."""
+
+    ruleset: RuleSet
+    units: list[Unit]
+    step_units: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def alive(self) -> list[Unit]:
+        return [u for u in self.units if u.phase.alive]
+
+    def gpus(self, units: Iterable[Unit]) -> int:
+        return sum(u.gpus for u in units)
+
+    def cost(self, units: Iterable[Unit]) -> float:
+        return sum(u.cost_per_hour for u in units)
+
+    def room(self, rule: Rule, target: Target) -> tuple[int, str]:
+        """How many more units of ``target`` the limits allow for ``rule``, and which binds."""
+        alive = self.alive()
+        mine = [u for u in alive if u.rule == rule.name]
+        at_target = [u for u in alive if u.target == target.name]
+        in_flight = [u for u in at_target if u.phase.in_flight]
+        per_unit_gpus = target.gpus_per_unit
+        per_unit_cost = target.price_per_gpu_hour * per_unit_gpus
+        caps = [
+            (
+                target.max_units - len(at_target),
+                f"target {target.name} max_units {target.max_units}",
+            ),
+            (
+                target.max_in_flight - len(in_flight),
+                f"target {target.name} max_in_flight {target.max_in_flight}",
+            ),
+            (
+                rule.burst.max_units_per_step - self.step_units[rule.name],
+                f"max_units_per_step {rule.burst.max_units_per_step}",
+            ),
+        ]
+        for scope, limits, units in (
+            ("rule", rule.limits, mine),
+            ("global", self.ruleset.limits, alive),
+        ):
+            if limits.max_gpus is not None:
+                left = limits.max_gpus - self.gpus(units)
+                caps.append((left // per_unit_gpus, f"{scope} max_gpus {limits.max_gpus}"))
+            if limits.max_cost_per_hour is not None and per_unit_cost > 0:
+                left_cost = limits.max_cost_per_hour - self.cost(units)
+                caps.append(
+                    (
+                        int(left_cost // per_unit_cost + 1e-9),
+                        f"{scope} max_cost_per_hour {limits.max_cost_per_hour:g}",
+                    )
+                )
+        n, why = min(caps, key=lambda c: c[0])
+        return max(0, n), why
+
+    def add(self, rule: Rule, target: Target, n: int, now: float) -> None:
+        for i in range(n):
+            self.units.append(
+                Unit(
+                    id=f"planned-{rule.name}-{target.name}-{len(self.units)}-{i}",
+                    target=target.name,
+                    rule=rule.name,
+                    gpus=target.gpus_per_unit,
+                    phase=UnitPhase.REQUESTED,
+                    requested_at=now,
+                    price_per_gpu_hour=target.price_per_gpu_hour,
+                )
+            )
+        self.step_units[rule.name] += n
+
+
+def plan(snapshot: Snapshot, ruleset: RuleSet, now: float) -> Plan:
+    """Decide what to do now. Deterministic: the same inputs give the same plan."""
+    if not snapshot.synced:
+        return Plan(decisions=(NoOp(reason="waiting for the cluster view to sync"),))
+    views = evaluate(snapshot, ruleset, now)
+    running = _running_by_node(snapshot.pods)
+    budget = _Budget(ruleset, list(snapshot.units))
+    decisions: list[Decision] = []
+    for view in views:
+        decisions.extend(_plan_rule(view, snapshot, ruleset, running, budget, now))
+    known = {r.name for r in ruleset.rules}
+    for unit in snapshot.units:
+        if unit.rule not in known and unit.phase.alive:
+            decisions.extend(_orphan(unit, ruleset, running, now))
+    return Plan(decisions=tuple(decisions), views=views)
+
+
+def _running_by_node(pods: Sequence[Pod]) -> dict[str, list[Pod]]:
+    out: dict[str, list[Pod]] = defaultdict(list)
+    for pod in pods:
+        if pod.is_running and pod.node is not None:
+            out[pod.node].append(pod)
+    return out
+
+
+def _shape(target: Target) -> Shape:
+    return Shape(gpus=target.gpus_per_unit, model=target.gpu_model, mig=target.mig)
+
+
+def _plan_rule(
+    view: RuleView,
+    snapshot: Snapshot,
+    ruleset: RuleSet,
+    running: dict[str, list[Pod]],
+    budget: _Budget,
+    now: float,
+) -> list[Decision]:
+    rule = view.rule
+    dry = ruleset.dry_run or rule.dry_run
+    out: list[Decision] = []
+
+    def say(d: Decision) -> None:
+        out.append(d)
+
+    units = sorted(
+        (u for u in snapshot.units if u.rule == rule.name and u.phase.alive), key=lambda u: u.id
+    )
+    abandoned = set()
+    for u in units:
+        target = ruleset.targets.get(u.target)
+        deadline = target.ready_deadline if target else 0.0
+        if u.phase.in_flight and now - u.requested_at > deadline:
+            abandoned.add(u.id)
+            say(
+                Abandon(
+                    unit=u.id,
+                    rule=rule.name,
+                    dry_run=dry,
+                    reason=f"not ready {format_duration(now - u.requested_at)} after the "
+                    f"request, past its ready deadline {format_duration(deadline)}",
+                )
+            )
+    units = [u for u in units if u.id not in abandoned]
+
+    # 2. Cover demand with capacity on its way.
+    demand = sorted(view.demand, key=size_key)
+    coming = [
+        _bin_for(u, ruleset, running)
+        for u in units
+        if u.phase.in_flight
+        or (
+            u.phase is UnitPhase.READY
+            and u.ready_at is not None
+            and now - u.ready_at < READY_SETTLE_S
+        )
+    ]
+    left = pack_into([b for b in coming if b is not None], demand)
+    covered = len(demand) - len(left)
+    reclaimable = [u for u in units if u.phase in (UnitPhase.CORDONED, UnitPhase.DRAINING)]
+    taken_back: set[str] = set()
+    for u in reclaimable:
+        b = _bin_for(u, ruleset, running)
+        if b is None or not left:
+            continue
+        still = pack_into([b], left)
+        if len(still) < len(left):
+            taken_back.add(u.id)
+            say(
+                Uncordon(
+                    unit=u.id,
+                    rule=rule.name,
+                    dry_run=dry,
+                    reason=f"{len(left) - len(still)} matched pod(s) pending fit on it; "
+                    "cheaper than a new unit",
+                )
+            )
+            left = still
+
+    # 3. Burst for the rest.
+    floor_gpus = _floor_deficit(rule, units, view) if view.fired else 0
+    if left or floor_gpus:
+        if not view.fired:
+            say(
+                NoOp(
+                    rule=rule.name,
+                    reason=f"{len(left)} matched pod(s) pending, no trigger fired: {view.why}",
+                )
+            )
+        else:
+            out.extend(_burst(rule, left, floor_gpus, view, snapshot, ruleset, budget, now, dry))
+    elif covered:
+        say(
+            NoOp(
+                rule=rule.name,
+                reason=f"{covered} pending pod(s) covered by units in flight or just ready",
+            )
+        )
+
+    # 4. Give back what nobody needs: a unit some pending matched pod could use is needed.
+    for u in units:
+        if u.id in taken_back:
+            continue
+        b = _bin_for(u, ruleset, running)
+        wanted = b is not None and any(b.shape.can_ever_fit(p.gpu) for p in view.demand)
+        out.extend(_release_step(u, rule, running, wanted, snapshot, now, dry))
+    return out
+
+
+def _bin_for(unit: Unit, ruleset: RuleSet, running: dict[str, list[Pod]]) -> Bin | None:
+    target = ruleset.targets.get(unit.target)
+    if target is None:
+        return None
+    shape = Shape(gpus=unit.gpus, model=unit.gpu_model or target.gpu_model, mig=dict(unit.mig))
+    b = Bin.empty(shape, owner=unit.id)
+    for pod in running.get(unit.node or "", ()):
+        b.take(pod.key, pod.gpu)
+    b.pods.clear()
+    return b
+
+
+def _floor_deficit(rule: Rule, units: Sequence[Unit], view: RuleView) -> int:
+    """GPUs missing to keep ``min_gpus`` borrowed while the rule's triggers fire."""
+    serving = sum(u.gpus for u in units if u.phase.in_flight or u.phase is UnitPhase.READY)
+    return max(0, rule.burst.min_gpus - serving)
+
+
+def _burst(
+    rule: Rule,
+    pods: list[Pod],
+    floor_gpus: int,
+    view: RuleView,
+    snapshot: Snapshot,
+    ruleset: RuleSet,
+    budget: _Budget,
+    now: float,
+    dry: bool,
+) -> list[Decision]:
+    out: list[Decision] = []
+    history = snapshot.rule_history(rule.name)
+    last_up = history.last_scale_up_at
+    if last_up is not None and now - last_up < rule.cooldown.scale_up:
+        wait = rule.cooldown.scale_up - (now - last_up)
+        return [
+            NoOp(
+                rule=rule.name,
+                reason=f"{len(pods)} pod(s) need capacity, scale-up cooldown has "
+                f"{format_duration(wait)} left",
+            )
+        ]
+    skipped: list[str] = []
+    for name in rule.burst.ladder:
+        if not pods and floor_gpus <= 0:
+            break
+        target = ruleset.targets[name]
+        status = snapshot.target_status(name)
+        if status.backoff_until > now:
+            skipped.append(
+                f"{name} in backoff for {format_duration(status.backoff_until - now)}"
+                + (f" ({status.last_error})" if status.last_error else "")
+            )
+            continue
+        room, binding = budget.room(rule, target)
+        if room <= 0:
+            skipped.append(f"{name} at its limit ({binding})")
+            continue
+        shape = _shape(target)
+        bins, rest = pack_new(shape, pods, room)
+        n = len(bins)
+        placed = [key for b in bins for key in b.pods]
+        floor_need = -(-max(0, floor_gpus - n * target.gpus_per_unit) // target.gpus_per_unit)
+        floor_units = min(floor_need, room - n)
+        total = n + floor_units
+        if total <= 0:
+            skipped.append(f"{name} cannot hold the pending pods ({_shapes(rest)})")
+            continue
+        short = floor_units < floor_need or any(shape.can_ever_fit(p.gpu) for p in rest)
+        partial = f"; limited by {binding}" if short else ""
+        budget.add(rule, target, total, now)
+        floor_gpus -= total * target.gpus_per_unit
+        pods = rest
+        what = f"{len(placed)} pod(s) packed onto {n} unit(s)" if placed else "no pending pods"
+        if floor_units:
+            what += f", {floor_units} unit(s) to keep min_gpus {rule.burst.min_gpus}"
+        if skipped:
+            what += f"; skipped {', '.join(skipped)}"
+        out.append(
+            ScaleUp(
+                rule=rule.name,
+                dry_run=dry,
+                target=name,
+                units=total,
+                gpus_per_unit=target.gpus_per_unit,
+                pods=tuple(placed),
+                reason=f"{what}: {view.why}{partial}",
+            )
+        )
+        skipped = []
+    if pods:
+        detail = f"; {', '.join(skipped)}" if skipped else ""
+        out.append(
+            NoOp(
+                rule=rule.name,
+                reason=f"{len(pods)} pod(s) left unplaced ({_shapes(pods)}){detail}",
+            )
+        )
+    elif skipped and not out:
+        out.append(NoOp(rule=rule.name, reason=f"no target can burst: {', '.join(skipped)}"))
+    return out
+
+
+def _shapes(pods: Sequence[Pod]) -> str:
+    counts: dict[str, int] = defaultdict(int)
+    for p in pods:
+        counts[str(p.gpu)] += 1
+    return ", ".join(f"{n}x {s}" for s, n in sorted(counts.items()))
+
+
+def _release_step(
+    unit: Unit,
+    rule: Rule,
+    running: dict[str, list[Pod]],
+    wanted: bool,
+    snapshot: Snapshot,
+    now: float,
+    dry: bool,
+) -> list[Decision]:
+    on_it = running.get(unit.node or "", []) if unit.node else []
+    policy = rule.release
+    if unit.phase is UnitPhase.READY:
+        if on_it or wanted:
+            return []
+        idle_since = unit.last_busy_at if unit.last_busy_at is not None else unit.ready_at
+        idle = now - (idle_since if idle_since is not None else unit.phase_since)
+        if idle < policy.idle_for:
+            return []
+        history = snapshot.rule_history(rule.name)
+        last = max(
+            (t for t in (history.last_scale_up_at, history.last_scale_down_at) if t is not None),
+            default=None,
+        )
+        if last is not None and now - last < rule.cooldown.scale_down:
+            return [
+                NoOp(
+                    rule=rule.name,
+                    reason=f"{unit.id} idle {format_duration(idle)} but scale-down cooldown has "
+                    f"{format_duration(rule.cooldown.scale_down - (now - last))} left",
+                )
+            ]
+        return [
+            Cordon(
+                unit=unit.id,
+                rule=rule.name,
+                dry_run=dry,
+                reason=f"idle {format_duration(idle)} (idle_for {format_duration(policy.idle_for)})"
+                " and no matched pod pending",
+            )
+        ]
+    return _drain_step(
+        unit, rule.name, policy.validation, policy.drain_mode, policy.max_wait, on_it, now, dry
+    )
+
+
+def _drain_step(
+    unit: Unit,
+    rule_name: str,
+    validation: float,
+    mode: DrainMode,
+    max_wait: float,
+    on_it: Sequence[Pod],
+    now: float,
+    dry: bool,
+) -> list[Decision]:
+    since = now - unit.phase_since
+    if unit.phase is UnitPhase.CORDONED:
+        if since < validation:
+            return []
+        return [
+            Drain(
+                unit=unit.id,
+                rule=rule_name,
+                dry_run=dry,
+                reason=f"still unneeded {format_duration(since)} after cordon "
+                f"(validation {format_duration(validation)}); "
+                + (f"waiting for {len(on_it)} running pod(s)" if on_it else "empty"),
+            )
+        ]
+    if unit.phase is not UnitPhase.DRAINING:
+        return []
+    if not on_it:
+        return [
+            Release(unit=unit.id, rule=rule_name, dry_run=dry, reason="drained: no pod runs on it")
+        ]
+    protected = [p.key for p in on_it if p.never_evict]
+    if mode is DrainMode.EVICT and since >= max_wait:
+        evictable = tuple(sorted(p.key for p in on_it if not p.never_evict))
+        if evictable:
+            return [
+                Evict(
+                    unit=unit.id,
+                    rule=rule_name,
+                    dry_run=dry,
+                    pods=evictable,
+                    reason=f"drain passed max_wait {format_duration(max_wait)} in evict mode"
+                    + (
+                        f"; {len(protected)} never-evict pod(s) are waited for" if protected else ""
+                    ),
+                )
+            ]
+    return [
+        NoOp(
+            rule=rule_name,
+            reason=f"{unit.id} draining {format_duration(since)}: waiting for "
+            f"{len(on_it)} running pod(s)"
+            + (f" ({len(protected)} never-evict)" if protected else ""),
+        )
+    ]
+
+
+def _orphan(
+    unit: Unit, ruleset: RuleSet, running: dict[str, list[Pod]], now: float
+) -> list[Decision]:
+    """A unit whose rule left the rules file: give it back, gently."""
+    on_it = running.get(unit.node or "", []) if unit.node else []
+    if unit.phase.in_flight or unit.phase is UnitPhase.READY:
+        return [
+            Cordon(
+                unit=unit.id,
+                rule=unit.rule,
+                dry_run=ruleset.dry_run,
+                reason=f"rule {unit.rule!r} is no longer in the rules file",
+            )
+        ]
+    return _drain_step(unit, unit.rule, 0.0, DrainMode.WAIT, 0.0, on_it, now, ruleset.dry_run)

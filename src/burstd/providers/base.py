@@ -1,0 +1,104 @@
+"""The contract every capacity provider keeps (Liqo, Terraform, InterLink, kwok, fakes).
+
+A provider turns one unit into real capacity and back. It knows nothing of rules or plans:
+the actuator calls it, one unit at a time, and records what happened. Each method says whether
+it is required, whether it must be idempotent and which typed error it raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+class ProviderError(Exception):
+    """The provider could not do what was asked. ``retryable`` errors put the target in backoff
+    and are tried again later; others also mark the unit failed at once."""
+
+    retryable = True
+
+
+class CapacityError(ProviderError):
+    """The target has no capacity for this unit right now (a donor out of GPUs, a cloud zone out
+    of stock): the planner should walk down the ladder."""
+
+
+class NotReadyError(ProviderError):
+    """The unit did not become ready (GPUs allocatable on a Ready node) within its deadline."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnitSpec:
+    """What to provision: one unit of ``gpus`` GPUs for target ``target``.
+
+    ``params`` are the target's provider parameters from the rules file. ``labels`` must be put
+    on every object the provider creates, so a restarted burstd can find and adopt them.
+    """
+
+    id: str
+    target: str
+    rule: str
+    gpus: int
+    gpu_model: str = ""
+    mig: Mapping[str, int] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    ready_deadline: float = 900.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProvisionedUnit:
+    """A unit as the provider finds it: for ``create``'s answer and for adoption."""
+
+    id: str
+    target: str
+    rule: str
+    gpus: int
+    node: str | None
+    ready: bool
+    cordoned: bool = False
+    gpu_model: str = ""
+    created_at: float = 0.0
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """One target's provider. Calls for different units may run concurrently."""
+
+    async def create(self, spec: UnitSpec) -> ProvisionedUnit:
+        """Implementation required. Provision one unit and return once its GPUs are allocatable
+        on a Ready node (``ready=True``, ``node`` set).
+
+        Idempotent by ``spec.id``: calling again for a unit that exists waits for it instead of
+        making a second one. Raises ``CapacityError`` when the target has no room,
+        ``NotReadyError`` past ``spec.ready_deadline``, ``ProviderError`` otherwise; on any
+        error it leaves nothing behind that ``delete`` could not remove. Cancellation stops the
+        wait; the caller then calls ``delete``.
+        """
+        ...
+
+    async def cordon(self, unit_id: str, node: str | None) -> None:
+        """Implementation required. Stop new pods landing on the unit. Idempotent."""
+        ...
+
+    async def uncordon(self, unit_id: str, node: str | None) -> None:
+        """Implementation required. Undo ``cordon``. Idempotent."""
+        ...
+
+    async def evict(self, unit_id: str, node: str | None, pods: Sequence[str]) -> None:
+        """Optional: raise ``NotImplementedError`` if the target cannot evict; the actuator then
+        keeps waiting for the pods to finish. Evicts ``pods`` (``namespace/name``) gracefully,
+        honouring PodDisruptionBudgets."""
+        ...
+
+    async def delete(self, unit_id: str, node: str | None) -> None:
+        """Implementation required. Give the unit back and return once it is gone. Only called
+        when no pod runs on it (the caller guarantees that). Idempotent: deleting a unit that
+        does not exist succeeds."""
+        ...
+
+    async def list_units(self) -> list[ProvisionedUnit]:
+        """Implementation required. Every unit of this target that exists now, found by the
+        labels burstd put on it, so a restarted burstd adopts what it made."""
+        ...

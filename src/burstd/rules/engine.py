@@ -1,0 +1,136 @@
+"""Which pods each rule serves, and whether its triggers fire. Pure: snapshot, rules, now in;
+data out.
+
+A pod is served by the first rule (in file order) whose match holds, so two rules never burst
+for the same pod.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.cron import CronTrigger
+
+from burstd.model import Pod, Sample, Snapshot
+from burstd.model.durations import format_duration
+from burstd.rules.types import (
+    OldestPendingTrigger,
+    PendingTrigger,
+    Rule,
+    RuleSet,
+    ScheduleTrigger,
+    Trigger,
+    UtilizationTrigger,
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TriggerResult:
+    fired: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuleView:
+    """A rule's share of the snapshot: its pending demand and what its triggers said."""
+
+    rule: Rule
+    demand: tuple[Pod, ...]
+    triggers: tuple[TriggerResult, ...]
+
+    @property
+    def fired(self) -> bool:
+        return any(t.fired for t in self.triggers)
+
+    @property
+    def why(self) -> str:
+        """The fired triggers' reasons, or all of them when none fired."""
+        fired = [t.reason for t in self.triggers if t.fired]
+        return "; ".join(fired or [t.reason for t in self.triggers])
+
+
+def assign(pods: Sequence[Pod], rules: Sequence[Rule]) -> dict[str, list[Pod]]:
+    """Each pod to the first rule that matches it (pods no rule matches are left out)."""
+    out: dict[str, list[Pod]] = {r.name: [] for r in rules}
+    for pod in pods:
+        for rule in rules:
+            if rule.match.matches(pod):
+                out[rule.name].append(pod)
+                break
+    return out
+
+
+def evaluate(snapshot: Snapshot, ruleset: RuleSet, now: float) -> tuple[RuleView, ...]:
+    demand = [p for p in snapshot.pods if p.is_demand]
+    served = assign(demand, ruleset.rules)
+    views = []
+    for rule in ruleset.rules:
+        pods = tuple(served[rule.name])
+        results = tuple(check(t, pods, snapshot, now) for t in rule.triggers)
+        views.append(RuleView(rule=rule, demand=pods, triggers=results))
+    return tuple(views)
+
+
+def check(trigger: Trigger, demand: Sequence[Pod], snapshot: Snapshot, now: float) -> TriggerResult:
+    match trigger:
+        case PendingTrigger():
+            return _pending(trigger, demand, now)
+        case OldestPendingTrigger():
+            return _oldest(trigger, demand, now)
+        case UtilizationTrigger():
+            return _utilization(trigger, snapshot.metrics.get(trigger.query, ()), now)
+        case ScheduleTrigger():
+            return _schedule(trigger, now)
+
+
+def _pending(t: PendingTrigger, demand: Sequence[Pod], now: float) -> TriggerResult:
+    waited = [p for p in demand if p.waiting_for(now) >= t.for_s]
+    gpus = sum(p.gpu.gpu_equivalent for p in waited)
+    span = f" for {format_duration(t.for_s)}" if t.for_s else ""
+    what = f"{gpus:g} GPU(s) pending{span} ({len(waited)} pod(s)), threshold {t.gpus:g}"
+    return TriggerResult(fired=bool(waited) and gpus >= t.gpus, reason=what)
+
+
+def _oldest(t: OldestPendingTrigger, demand: Sequence[Pod], now: float) -> TriggerResult:
+    if not demand:
+        return TriggerResult(fired=False, reason="no pending pods")
+    oldest = max(demand, key=lambda p: p.waiting_for(now))
+    waited = oldest.waiting_for(now)
+    what = (
+        f"oldest pending pod {oldest.key} waited {format_duration(waited)}, "
+        f"threshold {format_duration(t.older_than)}"
+    )
+    return TriggerResult(fired=waited >= t.older_than, reason=what)
+
+
+def _utilization(t: UtilizationTrigger, samples: Sequence[Sample], now: float) -> TriggerResult:
+    window = [s for s in samples if now - t.for_s <= s.at <= now]
+    if not window:
+        return TriggerResult(fired=False, reason=f"no samples of {t.query!r} in the window")
+    low = min(s.value for s in window)
+    # The samples must span most of the window, or a single high sample would fire it.
+    covered = now - min(s.at for s in window) >= 0.9 * t.for_s
+    what = f"{t.query!r} ≥ {t.above:g} for {format_duration(t.for_s)}: lowest {low:.1f}" + (
+        "" if covered else ", not enough history yet"
+    )
+    return TriggerResult(fired=covered and low >= t.above, reason=what)
+
+
+@lru_cache(maxsize=64)
+def _cron(expr: str, timezone: str) -> CronTrigger:
+    return CronTrigger.from_crontab(expr, timezone=ZoneInfo(timezone))
+
+
+def _schedule(t: ScheduleTrigger, now: float) -> TriggerResult:
+    at = datetime.fromtimestamp(now, tz=UTC)
+    start = at - timedelta(seconds=t.duration)
+    opened = _cron(t.cron, t.timezone).get_next_fire_time(None, start)
+    inside = opened is not None and opened <= at
+    if inside and opened is not None:
+        left = format_duration(t.duration - (at - opened).total_seconds())
+        return TriggerResult(fired=True, reason=f"schedule {t.cron!r} window open, {left} left")
+    return TriggerResult(fired=False, reason=f"schedule {t.cron!r} window closed")
