@@ -92,7 +92,7 @@ def _pending(t: PendingTrigger, demand: Sequence[Pod], now: float) -> TriggerRes
     gpus = sum(p.gpu.gpu_equivalent for p in waited)
     span = f" for {format_duration(t.for_s)}" if t.for_s else ""
     what = f"{gpus:g} GPU(s) pending{span} ({len(waited)} pod(s)), threshold {t.gpus:g}"
-    return TriggerResult(fired=bool(waited) and gpus >= t.gpus, reason=what)
+    return TriggerResult(fired=bool(waited) and gpus + 1e-9 >= t.gpus, reason=what)
 
 
 def _oldest(t: OldestPendingTrigger, demand: Sequence[Pod], now: float) -> TriggerResult:

@@ -17,6 +17,20 @@ PROVIDERS = ("liqo", "terraform", "interlink", "kwok")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SimulationProfile:
+    """How the simulator models a target beyond its price and timing (the daemon ignores it).
+
+    ``time_to_ready`` of the target is the median; actual times are drawn log-normally with
+    ``ready_spread`` as sigma. ``capacity_units`` bounds what a donor can lend (None: no bound).
+    Billing is per second with a minimum of ``billing_minimum`` seconds per unit."""
+
+    failure_probability: float = 0.0
+    ready_spread: float = 0.25
+    capacity_units: int | None = None
+    billing_minimum: float = 60.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Target:
     """A named source of borrowed GPUs and the shape of one unit of it.
 
@@ -36,6 +50,7 @@ class Target:
     time_to_ready: float = 300.0
     ready_deadline: float = 900.0
     backoff: float = 300.0
+    simulation: SimulationProfile = SimulationProfile()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
