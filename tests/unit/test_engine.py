@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from burstd.model import GpuRequest, Pod, Sample, Snapshot
+from burstd.rules.cron import weekdays
 from burstd.rules.engine import assign, check
 from burstd.rules.types import (
     LabelRequirement,
@@ -121,3 +122,27 @@ def test_match_on_qos_priority_class_and_mig_profile() -> None:
     assert not m.matches(
         Pod(namespace="n", name="p", gpu=GpuRequest(gpus=1), qos="BE", priority_class="low")
     )
+
+
+@pytest.mark.parametrize(
+    ("field", "days"),
+    [
+        ("1", "mon"),
+        ("0", "sun"),
+        ("7", "sun"),
+        ("1-5", "mon,tue,wed,thu,fri"),
+        ("5-7", "sun,fri,sat"),
+        ("*/2", "sun,tue,thu,sat"),
+        ("mon,wed", "mon,wed"),
+        ("tue-thu", "tue,wed,thu"),
+        ("*", "*"),
+    ],
+)
+def test_crontab_weekdays_count_from_sunday(field: str, days: str) -> None:
+    assert weekdays(field) == days
+
+
+def test_a_monday_cron_fires_on_monday() -> None:
+    trigger = ScheduleTrigger(cron="0 9 * * 1", duration=3600)
+    assert check(trigger, (), Snapshot(), at("2026-11-23T09:30:00")).fired  # a Monday
+    assert not check(trigger, (), Snapshot(), at("2026-11-24T09:30:00")).fired

@@ -160,8 +160,11 @@ class Actuator:
     def _scale_up(self, d: ScaleUp, target: Target, now: float) -> Applied:
         made = []
         for _ in range(d.units):
+            uid = self._new_id(target.name)
+            while uid in self._units:  # adopted units may hold ids a fresh counter hands out
+                uid = self._new_id(target.name)
             unit = Unit(
-                id=self._new_id(target.name),
+                id=uid,
                 target=target.name,
                 rule=d.rule,
                 gpus=target.gpus_per_unit,

@@ -17,8 +17,8 @@ _UNIT_MS = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1_000, "ms": 1}
 _UNIT_RANK = {unit: rank for rank, unit in enumerate(_UNIT_MS)}
 
 # "ms" must be tried before "m" and "s", or "500ms" would read as 500 minutes and a stray "s".
-_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|d|h|m|s)")
-_PLAIN = re.compile(r"\d+(?:\.\d*)?|\.\d+")
+_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ms|d|h|m|s)")
+_PLAIN = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
 
 _EXAMPLES = "like 30s, 5m, 1h30m or 500ms"
 

@@ -403,7 +403,7 @@ def _release_step(
                 rule=rule.name,
                 dry_run=dry,
                 reason=f"idle {format_duration(idle)} (idle_for {format_duration(policy.idle_for)})"
-                " and no matched pod pending",
+                " and no pending matched pod fits it",
             )
         ]
     return _drain_step(

@@ -10,13 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
-from zoneinfo import ZoneInfo
-
-from apscheduler.triggers.cron import CronTrigger
 
 from burstd.model import Pod, Sample, Snapshot
 from burstd.model.durations import format_duration
+from burstd.rules.cron import cron_trigger
 from burstd.rules.types import (
     OldestPendingTrigger,
     PendingTrigger,
@@ -120,15 +117,10 @@ def _utilization(t: UtilizationTrigger, samples: Sequence[Sample], now: float) -
     return TriggerResult(fired=covered and low >= t.above, reason=what)
 
 
-@lru_cache(maxsize=64)
-def _cron(expr: str, timezone: str) -> CronTrigger:
-    return CronTrigger.from_crontab(expr, timezone=ZoneInfo(timezone))
-
-
 def _schedule(t: ScheduleTrigger, now: float) -> TriggerResult:
     at = datetime.fromtimestamp(now, tz=UTC)
     start = at - timedelta(seconds=t.duration)
-    opened = _cron(t.cron, t.timezone).get_next_fire_time(None, start)
+    opened = cron_trigger(t.cron, t.timezone).get_next_fire_time(None, start)
     inside = opened is not None and opened <= at
     if inside and opened is not None:
         left = format_duration(t.duration - (at - opened).total_seconds())

@@ -1,0 +1,66 @@
+"""The command line as a user meets it: exit codes and what is printed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from burstd.cli import main
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+def test_validate_accepts_the_examples() -> None:
+    files = sorted(str(p) for p in EXAMPLES.glob("*.yaml"))
+    result = CliRunner().invoke(main, ["validate", *files])
+    assert result.exit_code == 0, result.output
+    assert result.output.count(": ok — ") == len(files)
+
+
+def test_validate_reports_every_problem_and_exits_1(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "version: 1\n"
+        "targets:\n"
+        "  a: {provider: kwok, gpus_per_unit: 0}\n"
+        "rules:\n"
+        "  - name: r\n"
+        "    triggers: [{pending: {gpus: 1}}]\n"
+        "    burst: {ladder: [b]}\n"
+    )
+    result = CliRunner().invoke(main, ["validate", str(bad), str(tmp_path / "missing.yaml")])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert f"{bad}:3:38: targets.a.gpus_per_unit: " in lines[0]
+    assert lines[1].startswith(f"{bad}:7:22: rules[0].burst.ladder[0]: ")
+    assert lines[2].startswith(f"{tmp_path / 'missing.yaml'}:1:1: (root): ")
+    assert "Traceback" not in result.output
+
+
+def test_explain_prints_decisions_with_reasons() -> None:
+    result = CliRunner().invoke(
+        main,
+        [
+            "explain",
+            "--rules",
+            str(EXAMPLES / "university.yaml"),
+            "--snapshot",
+            str(EXAMPLES / "snapshots" / "peak.json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "→ [students] scaleup donor-unimi +2 unit(s) x 4 GPU" in result.output
+    assert "→ [research] cordon cloud-3: idle 25m" in result.output
+    assert "hpc-leonardo in backoff for 15m" in result.output
+
+
+def test_explain_names_a_bad_snapshot_field(tmp_path: Path) -> None:
+    snap = tmp_path / "s.json"
+    snap.write_text(json.dumps({"now": 1, "pods": [{"namespace": "n", "name": "p", "gpu": 1}]}))
+    result = CliRunner().invoke(
+        main, ["explain", "--rules", str(EXAMPLES / "kwok.yaml"), "--snapshot", str(snap)]
+    )
+    assert result.exit_code == 1
+    assert "pods[0].gpu: expected an object, got 1" in result.output
