@@ -196,7 +196,7 @@ class Actuator:
         base = target.backoff if target is not None else 300.0
         self._targets[name] = TargetStatus(
             consecutive_failures=failures,
-            backoff_until=now + min(MAX_BACKOFF_S, base * 2 ** (failures - 1)),
+            backoff_until=now + min(MAX_BACKOFF_S, base * 2.0 ** min(failures - 1, 30)),
             last_error=error,
         )
 

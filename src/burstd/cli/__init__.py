@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from burstd.cli.explain import explain
+from burstd.cli.simulate import simulate
 from burstd.cli.validate import validate
 
 
@@ -20,3 +21,4 @@ def main() -> None:
 
 main.add_command(validate)
 main.add_command(explain)
+main.add_command(simulate)

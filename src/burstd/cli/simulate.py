@@ -1,0 +1,341 @@
+"""``burstd simulate``: run the control loop over a workload trace and compare policies.
+
+Defaults are bundled: the openb trace, a small local cluster (``small``: 40 GPUs) and
+``sim-default.yaml``. Tables go to stdout; the progress bar, timings and warnings to stderr.
+Bad input (a trace row, a node list, a rules file, a sweep) is reported as
+``file:line:column: message`` with exit code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from burstd.rules.loader import RulesError, load_rules, parse_rules
+from burstd.rules.types import RuleSet
+from burstd.sim.cluster import ClusterError, load_nodes
+from burstd.sim.compare import PolicyRun, Setup, compare, run_one
+from burstd.sim.engine import DEFAULT_START_EPOCH, SimConfig
+from burstd.sim.report import table_rows, write_report
+from burstd.sim.results import METRICS
+from burstd.sim.sweep import SweepError, parse_sweep, variants
+from burstd.sim.synthetic import generate, is_synthetic, parse_synthetic
+from burstd.sim.trace import Trace, TraceError, load_trace
+
+DEFAULT_RULES = "sim-default.yaml"
+OPENB_GPUS = 6212
+
+
+def _rules_text(path: str | None) -> tuple[str, str]:
+    if path is None:
+        ref = resources.files("burstd") / "data" / "rules" / DEFAULT_RULES
+        return ref.read_text(encoding="utf-8"), f"{DEFAULT_RULES} (bundled)"
+    try:
+        return Path(path).read_text(encoding="utf-8"), path
+    except (OSError, UnicodeDecodeError):
+        load_rules(path)  # reports why, as a RulesError
+        raise
+
+
+def _fail(lines: list[str]) -> None:
+    for line in lines:
+        click.echo(line, err=True)
+    raise SystemExit(1)
+
+
+def _start(text: str | None) -> float:
+    if text is None:
+        return DEFAULT_START_EPOCH
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"expected an ISO date like 2023-07-03T00:00Z, got {text!r}"
+        ) from None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.timestamp()
+
+
+class _Bars:
+    """One rich progress bar per policy on stderr."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.enabled = enabled
+        self.total = total
+        self.progress = Progress(
+            TextColumn("{task.description:<18}"),
+            BarColumn(),
+            TextColumn("{task.completed:,}/{task.total:,} pods"),
+            TimeElapsedColumn(),
+            console=Console(file=sys.stderr),
+            transient=False,
+        )
+
+    def __enter__(self) -> _Bars:
+        if self.enabled:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.progress.stop()
+
+    def bar(self, name: str) -> Any:
+        if not self.enabled:
+            return None
+        task = self.progress.add_task(name, total=self.total)
+
+        def update(done: int, total: int) -> None:
+            self.progress.update(task, completed=done, total=total)
+
+        return update
+
+
+@click.command()
+@click.option(
+    "--trace",
+    "trace_arg",
+    default=None,
+    metavar="PATH|openb|synthetic:...",
+    help="Workload: the bundled openb trace (default), an openb or generic CSV/JSONL "
+    "file, or synthetic:pods=N,load=L,seed=S,... (docs/simulator.md).",
+)
+@click.option(
+    "--nodes",
+    "nodes_arg",
+    default=None,
+    metavar="PATH|SPEC",
+    help="Local cluster: 'small' (bundled, default, 40 GPUs), 'openb' (1,213 nodes), an "
+    "openb node CSV, or a spec like 4x8:V100M32,2x4:T4.",
+)
+@click.option(
+    "--rules",
+    "rules_arg",
+    default=None,
+    metavar="PATH",
+    help="Rules file (default: the bundled sim-default.yaml).",
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for provider timing.")
+@click.option(
+    "--compare",
+    "do_compare",
+    is_flag=True,
+    help="Also run the baselines: no-burst, burst-immediately, static.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Write metrics and metadata as JSON.",
+)
+@click.option(
+    "--report",
+    "report_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Write report.md with plots into this directory.",
+)
+@click.option(
+    "--skip-bad-rows", is_flag=True, help="Skip malformed trace rows (counted) instead of stopping."
+)
+@click.option(
+    "--sweep",
+    "sweeps",
+    multiple=True,
+    metavar="PATH=V1,V2,...",
+    help="Run burstd once per value of a rules field, e.g. "
+    "rules.interactive.triggers[0].pending.for=0s,2m,10m (repeatable: all combinations).",
+)
+@click.option(
+    "--static-gpus",
+    type=click.IntRange(min=0),
+    default=None,
+    help="GPUs of the static baseline (default: burstd's mean borrowed GPUs).",
+)
+@click.option(
+    "--immediate-target",
+    default=None,
+    help="Target of the burst-immediately baseline (default: the first terraform target).",
+)
+@click.option(
+    "--start",
+    "start_arg",
+    default=None,
+    metavar="ISO",
+    help="When the trace starts, for schedule triggers (default 2023-07-03T00:00Z, a Monday).",
+)
+@click.option(
+    "--exact", is_flag=True, help="Run every periodic pass instead of skipping idle ones."
+)
+@click.option(
+    "--progress/--no-progress",
+    "show_progress",
+    default=None,
+    help="Progress bar on stderr (default: when stderr is a terminal).",
+)
+def simulate(
+    trace_arg: str | None,
+    nodes_arg: str | None,
+    rules_arg: str | None,
+    seed: int,
+    do_compare: bool,
+    json_path: str | None,
+    report_dir: str | None,
+    skip_bad_rows: bool,
+    sweeps: tuple[str, ...],
+    static_gpus: int | None,
+    immediate_target: str | None,
+    start_arg: str | None,
+    exact: bool,
+    show_progress: bool | None,
+) -> None:
+    """Replay a workload through burstd's control loop on a simulated cluster."""
+    try:
+        text, source = _rules_text(rules_arg)
+        ruleset = parse_rules(text, source)
+    except RulesError as e:
+        _fail([str(p) for p in e.problems])
+        return
+    if immediate_target is not None and immediate_target not in ruleset.targets:
+        raise click.BadParameter(
+            f"no target {immediate_target!r} (targets: {', '.join(ruleset.targets)})",
+            param_hint="--immediate-target",
+        )
+    try:
+        nodes, nodes_source = load_nodes(nodes_arg)
+        local_gpus = sum(n.gpus for n in nodes)
+        if is_synthetic(trace_arg):
+            assert trace_arg is not None
+            trace = generate(parse_synthetic(trace_arg), local_gpus)
+        else:
+            trace = load_trace(trace_arg, skip_bad_rows=skip_bad_rows)
+        parsed_sweeps = [parse_sweep(s) for s in sweeps]
+        sweep_variants = list(variants(text, source, parsed_sweeps)) if parsed_sweeps else []
+    except (TraceError, ClusterError, SweepError) as e:
+        _fail([str(e)])
+        return
+    if trace.meta.get("bad_rows_skipped"):
+        click.echo(
+            f"skipped {trace.meta['bad_rows_skipped']} bad row(s) of {trace.source}", err=True
+        )
+        for message in trace.meta.get("bad_row_examples", [])[:5]:
+            click.echo(f"  {message}", err=True)
+
+    config = SimConfig(seed=seed, start_epoch=_start(start_arg), exact=exact)
+    setup = Setup(
+        trace=trace, nodes=nodes, ruleset=ruleset, config=config, nodes_source=nodes_source
+    )
+    meta = _meta(setup, ruleset, trace, nodes_source, local_gpus)
+    enabled = show_progress if show_progress is not None else sys.stderr.isatty()
+    baselines = do_compare or bool(sweep_variants)
+    began = time.perf_counter()
+    with _Bars(enabled, len(trace)) as bars:
+        runs = compare(
+            setup,
+            baselines=baselines,
+            static_gpus=static_gpus,
+            immediate_target=immediate_target,
+            progress=bars.bar,
+        )
+        sweep_rows: list[dict[str, Any]] = []
+        for v in sweep_variants:
+            run = run_one(setup, "burstd", v.ruleset, progress=bars.bar(v.label[:18]))
+            sweep_rows.append(
+                {
+                    "label": v.label,
+                    "settings": dict(v.settings),
+                    "rules_digest": v.ruleset.digest,
+                    **{m: run.metrics[m] for m in METRICS},
+                }
+            )
+    elapsed = time.perf_counter() - began
+    meta.update(setup.meta)
+
+    _print_table(runs)
+    if sweep_rows:
+        _print_sweep(sweep_rows)
+    click.echo(
+        f"simulated {len(trace):,} pods x {len(runs) + len(sweep_rows)} run(s) in {elapsed:.2f} s",
+        err=True,
+    )
+    if json_path is not None:
+        doc: dict[str, Any] = {"meta": meta, "policies": {k: v.metrics for k, v in runs.items()}}
+        if sweep_rows:
+            doc["sweep"] = sweep_rows
+        try:
+            Path(json_path).write_text(
+                json.dumps(doc, indent=2, sort_keys=False) + "\n", encoding="utf-8"
+            )
+        except OSError as e:
+            _fail([f"{json_path}: cannot write: {e.strerror or e}"])
+    if report_dir is not None:
+        points = [
+            (r["label"], float(r["burst_cost_usd"]), float(r["gpu_wait_p95_s"])) for r in sweep_rows
+        ]
+        try:
+            written = write_report(Path(report_dir), runs, meta, points, sweep_rows)
+        except OSError as e:
+            _fail([f"{report_dir}: cannot write the report: {e.strerror or e}"])
+            return
+        click.echo(f"report: {written[0]}", err=True)
+
+
+def _meta(
+    setup: Setup, ruleset: RuleSet, trace: Trace, nodes_source: str, local_gpus: int
+) -> dict[str, Any]:
+    start = datetime.fromtimestamp(setup.config.start_epoch, tz=UTC).isoformat()
+    return {
+        "trace": trace.meta,
+        "nodes": nodes_source,
+        "local_nodes": len(setup.nodes),
+        "local_gpus": local_gpus,
+        "rules": ruleset.source,
+        "rules_digest": ruleset.digest,
+        "seed": setup.config.seed,
+        "start": start,
+        "exact": setup.config.exact,
+        "rescaling": (
+            "none: the trace's own timing is kept; the local cluster is "
+            f"{local_gpus} GPUs instead of the trace's {OPENB_GPUS:,}-GPU cluster, "
+            "so its peaks queue"
+            if trace.meta.get("format") == "openb"
+            else "none"
+        ),
+    }
+
+
+def _print_table(runs: dict[str, PolicyRun]) -> None:
+    table = Table(title="burstd simulate", show_lines=False)
+    table.add_column("metric")
+    for name in runs:
+        table.add_column(name, justify="right")
+    for row in table_rows(runs, describe=False):
+        table.add_row(*row)
+    Console(file=sys.stdout).print(table)
+
+
+def _print_sweep(rows: list[dict[str, Any]]) -> None:
+    table = Table(title="sweep (burstd)")
+    for col in ("setting", "cost USD", "p95 wait s", "p99 wait s", "mean wait s"):
+        table.add_column(col, justify="left" if col == "setting" else "right")
+    for r in rows:
+        table.add_row(
+            r["label"],
+            f"{r['burst_cost_usd']:,.2f}",
+            f"{r['gpu_wait_p95_s']:,.1f}",
+            f"{r['gpu_wait_p99_s']:,.1f}",
+            f"{r['gpu_wait_mean_s']:,.1f}",
+        )
+    Console(file=sys.stdout).print(table)

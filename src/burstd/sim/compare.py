@@ -1,0 +1,206 @@
+"""burstd's policy and the baselines it is compared with, run over the same trace and cluster.
+
+* ``burstd``: the rules file as written.
+* ``no-burst``: the local cluster only.
+* ``burst-immediately``: what the Cluster Autoscaler does. A rules file derived from burstd's: one
+  rule matching every pod, a pending trigger that fires for any unschedulable GPU pod at once
+  (``gpus: >0, for: 0s``), a ladder of one target, no cooldowns, up to the target's
+  ``max_units`` in one step, and capacity given back after 10 minutes unneeded with no further
+  validation delay. The target is the first priced one of the rules file (a cloud node group,
+  which is what an autoscaler scales), or the first target if none has a price; ``--immediate-
+  target`` picks another.
+* ``static``: a fixed number of extra GPUs for the whole run, as nodes of the first priced
+  target's shape, billed at its price from the start to the last pod's end. The default number
+  is burstd's mean borrowed GPUs over the run (its GPU-hours divided by the run's length), rounded
+  up to whole nodes: the same capacity on average, held all the time instead of when needed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from burstd.rules.types import (
+    Burst,
+    Cooldown,
+    Limits,
+    Match,
+    PendingTrigger,
+    Release,
+    Rule,
+    RuleSet,
+    Target,
+)
+from burstd.sim.cluster import NodeSpec
+from burstd.sim.engine import Checker, Outcome, Progress, SimConfig, Simulation
+from burstd.sim.results import summarize
+from burstd.sim.trace import Trace
+
+POLICIES = ("burstd", "no-burst", "burst-immediately", "static")
+IMMEDIATE_RELEASE_S = 600.0
+
+
+@dataclass(slots=True)
+class Setup:
+    """One comparison's inputs."""
+
+    trace: Trace
+    nodes: list[NodeSpec]
+    ruleset: RuleSet
+    config: SimConfig = field(default_factory=SimConfig)
+    nodes_source: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class PolicyRun:
+    name: str
+    metrics: dict[str, Any]
+    outcome: Outcome
+
+
+def first_priced(ruleset: RuleSet) -> Target | None:
+    """The first target with a price, else the first target."""
+    for target in ruleset.targets.values():
+        if target.price_per_gpu_hour > 0:
+            return target
+    return next(iter(ruleset.targets.values()), None)
+
+
+def autoscaler_target(ruleset: RuleSet) -> Target | None:
+    """What a cluster autoscaler would scale: the first cloud node pool (a ``terraform``
+    target), else the first priced target, else the first target."""
+    for target in ruleset.targets.values():
+        if target.provider == "terraform":
+            return target
+    return first_priced(ruleset)
+
+
+def immediate_ruleset(ruleset: RuleSet, target: Target) -> RuleSet:
+    """The ``burst-immediately`` baseline as a rules file (see the module docstring)."""
+    rule = Rule(
+        name="burst-immediately",
+        match=Match(),
+        triggers=(PendingTrigger(gpus=0.0, for_s=0.0),),
+        burst=Burst(ladder=(target.name,), max_units_per_step=max(1, target.max_units)),
+        release=Release(idle_for=IMMEDIATE_RELEASE_S, validation=0.0),
+        cooldown=Cooldown(scale_up=0.0, scale_down=0.0),
+    )
+    return RuleSet(
+        targets={target.name: target},
+        rules=(rule,),
+        limits=Limits(),
+        loop=ruleset.loop,
+        source=f"{ruleset.source or 'rules'} (burst-immediately via {target.name})",
+        digest=ruleset.digest,
+    )
+
+
+def static_nodes(target: Target, gpus: int) -> list[NodeSpec]:
+    per = max(1, target.gpus_per_unit)
+    count = math.ceil(gpus / per) if gpus > 0 else 0
+    return [NodeSpec(name=f"static-{i}", gpus=per, model=target.gpu_model) for i in range(count)]
+
+
+def mean_borrowed_gpus(run: PolicyRun) -> float:
+    o = run.outcome
+    span = max(o.work_end - o.start, 1e-9)
+    return float(run.metrics["burst_gpu_hours"]) * 3600.0 / span
+
+
+def run_one(
+    setup: Setup,
+    name: str,
+    ruleset: RuleSet | None,
+    *,
+    static: list[NodeSpec] | None = None,
+    static_price: float = 0.0,
+    checker: Checker | None = None,
+    progress: Progress | None = None,
+) -> PolicyRun:
+    sim = Simulation(
+        setup.trace,
+        setup.nodes,
+        ruleset,
+        policy=name,
+        config=setup.config,
+        static=static or (),
+        static_price=static_price,
+        reachable=setup.ruleset.targets.values(),
+        checker=checker,
+        progress=progress,
+    )
+    outcome = sim.run()
+    outcome.extra["static_units"] = len(static or ())
+    return PolicyRun(name=name, metrics=summarize(outcome), outcome=outcome)
+
+
+def compare(
+    setup: Setup,
+    *,
+    baselines: bool = True,
+    static_gpus: int | None = None,
+    immediate_target: str | None = None,
+    progress: Callable[[str], Progress | None] | None = None,
+) -> dict[str, PolicyRun]:
+    """Run burstd's rules and, with ``baselines``, the three baselines; in ``POLICIES`` order."""
+
+    def bar(name: str) -> Progress | None:
+        return progress(name) if progress is not None else None
+
+    runs: dict[str, PolicyRun] = {}
+    runs["burstd"] = run_one(setup, "burstd", setup.ruleset, progress=bar("burstd"))
+    if not baselines:
+        return runs
+    runs["no-burst"] = run_one(setup, "no-burst", None, progress=bar("no-burst"))
+    if immediate_target is not None:
+        target = setup.ruleset.targets[immediate_target]
+    else:
+        chosen = autoscaler_target(setup.ruleset)
+        assert chosen is not None, "a rules file has at least one target"
+        target = chosen
+    runs["burst-immediately"] = run_one(
+        setup,
+        "burst-immediately",
+        immediate_ruleset(setup.ruleset, target),
+        progress=bar("burst-immediately"),
+    )
+    priced = target
+    given = static_gpus is not None
+    if static_gpus is None:
+        static_gpus = math.ceil(mean_borrowed_gpus(runs["burstd"]) - 1e-9)
+    nodes = static_nodes(priced, static_gpus)
+    runs["static"] = run_one(
+        setup,
+        "static",
+        None,
+        static=nodes,
+        static_price=priced.price_per_gpu_hour,
+        progress=bar("static"),
+    )
+    setup.meta["baselines"] = {
+        "burst-immediately": {
+            "target": target.name,
+            "release_after_unneeded_s": IMMEDIATE_RELEASE_S,
+        },
+        "static": {
+            "gpus": sum(n.gpus for n in nodes),
+            "nodes": len(nodes),
+            "target_shape": priced.name,
+            "price_per_gpu_hour": priced.price_per_gpu_hour,
+            "chosen": "given (--static-gpus)"
+            if given
+            else "burstd's mean borrowed GPUs, rounded up to whole nodes",
+        },
+    }
+    return runs
+
+
+def with_target_simulation(ruleset: RuleSet, name: str, **changes: Any) -> RuleSet:
+    """A copy of ``ruleset`` with target ``name``'s simulation profile changed (for tests)."""
+    target = ruleset.targets[name]
+    targets = dict(ruleset.targets)
+    targets[name] = replace(target, simulation=replace(target.simulation, **changes))
+    return replace(ruleset, targets=targets)

@@ -1,0 +1,241 @@
+"""A human report of a simulation: Markdown with PNG plots (matplotlib, Agg backend).
+
+``report.md`` holds the comparison table and what was run; the plots are
+
+* ``capacity.png``: GPU demand against local capacity and borrowed capacity over time, per
+  policy that borrows;
+* ``wait_cdf.png``: the distribution of GPU wait per policy;
+* ``cost.png``: cumulative burst cost per policy;
+* ``pareto.png`` (with a sweep): burst cost against p95 GPU wait for each sweep point, the
+  baselines on the same axes, the non-dominated points joined.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from burstd.sim.compare import PolicyRun
+from burstd.sim.results import METRICS, cumulative_cost
+from burstd.sim.sweep import pareto
+
+COLORS = {
+    "burstd": "tab:blue",
+    "no-burst": "tab:gray",
+    "burst-immediately": "tab:red",
+    "static": "tab:green",
+}
+
+DESCRIPTIONS = {
+    "gpu_wait_p50_s": "median GPU wait (s)",
+    "gpu_wait_p95_s": "95th percentile GPU wait (s)",
+    "gpu_wait_p99_s": "99th percentile GPU wait (s)",
+    "gpu_wait_mean_s": "mean GPU wait (s)",
+    "jct_mean_s": "mean job completion time (s)",
+    "local_gpu_utilization": "local GPU allocation (fraction)",
+    "burst_gpu_hours": "borrowed GPU-hours (ready to release)",
+    "idle_burst_gpu_hours": "borrowed GPU-hours no pod used",
+    "burst_cost_usd": "burst cost (USD)",
+    "units_provisioned": "units that became ready",
+    "units_released": "units given back",
+    "peak_burst_gpus": "peak borrowed GPUs",
+    "unschedulable_pods": "pods nothing could ever hold",
+}
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def table_rows(runs: Mapping[str, PolicyRun], *, describe: bool = True) -> list[list[str]]:
+    """One row per metric: its description (or JSON key) and its value per policy."""
+    return [
+        [DESCRIPTIONS.get(m, m) if describe else m] + [_fmt(r.metrics[m]) for r in runs.values()]
+        for m in METRICS
+    ]
+
+
+def _save(fig: Any, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_capacity(runs: Mapping[str, PolicyRun], path: Path) -> None:
+    shown = [r for r in runs.values() if r.name != "no-burst"] or list(runs.values())
+    fig, axes = plt.subplots(
+        len(shown), 1, figsize=(10, 2.6 * len(shown)), sharex=True, squeeze=False
+    )
+    for ax, run in zip(axes[:, 0], shown, strict=True):
+        s = run.outcome.series
+        assert s is not None
+        days = (np.arange(len(s.demand)) * s.step) / 86_400.0
+        local = run.outcome.local_gpus
+        borrowed = np.asarray(s.borrowed_capacity)
+        ax.fill_between(
+            days,
+            local,
+            local + borrowed,
+            step="post",
+            color="tab:orange",
+            alpha=0.35,
+            label="borrowed capacity",
+        )
+        ax.axhline(local, color="black", lw=1, label=f"local capacity ({local} GPUs)")
+        ax.step(
+            days,
+            s.demand,
+            where="post",
+            color=COLORS.get(run.name, "tab:blue"),
+            lw=1,
+            label="demand (running + pending GPUs)",
+        )
+        ax.step(
+            days,
+            np.asarray(s.local) + np.asarray(s.borrowed_used),
+            where="post",
+            color="tab:purple",
+            lw=0.8,
+            alpha=0.8,
+            label="GPUs in use",
+        )
+        ax.set_ylabel("GPUs")
+        ax.set_title(run.name, fontsize=10)
+        ax.legend(loc="upper left", fontsize=7)
+    axes[-1, 0].set_xlabel("days since the trace start")
+    _save(fig, path)
+
+
+def plot_wait_cdf(runs: Mapping[str, PolicyRun], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for run in runs.values():
+        w = np.sort(np.asarray(run.outcome.waits, dtype=np.float64))
+        if not w.size:
+            continue
+        y = np.arange(1, w.size + 1) / w.size
+        ax.step(np.maximum(w, 0.1), y, where="post", label=run.name, color=COLORS.get(run.name))
+    ax.set_xscale("log")
+    ax.set_xlabel("GPU wait (s, log scale; 0 drawn at 0.1)")
+    ax.set_ylabel("fraction of pods")
+    ax.set_ylim(0.8, 1.001)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save(fig, path)
+
+
+def plot_cost(runs: Mapping[str, PolicyRun], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for run in runs.values():
+        hours, total = cumulative_cost(run.outcome)
+        ax.plot(hours / 24.0, total, label=run.name, color=COLORS.get(run.name))
+    ax.set_xlabel("days since the trace start")
+    ax.set_ylabel("cumulative burst cost (USD)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save(fig, path)
+
+
+def plot_pareto(
+    points: Sequence[tuple[str, float, float]], baselines: Mapping[str, PolicyRun], path: Path
+) -> None:
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    xy = [(c, w) for _, c, w in points]
+    ax.scatter([p[0] for p in xy], [p[1] for p in xy], color="tab:blue", label="burstd (sweep)")
+    for label, c, w in points:
+        ax.annotate(label, (c, w), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    front = pareto(xy)
+    ax.plot(
+        [xy[i][0] for i in front],
+        [xy[i][1] for i in front],
+        color="tab:blue",
+        lw=1,
+        alpha=0.6,
+        label="Pareto front",
+    )
+    for name, run in baselines.items():
+        ax.scatter(
+            [run.metrics["burst_cost_usd"]],
+            [run.metrics["gpu_wait_p95_s"]],
+            marker="s",
+            color=COLORS.get(name, "black"),
+            label=name,
+        )
+    ax.set_xlabel("burst cost (USD)")
+    ax.set_ylabel("p95 GPU wait (s)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def write_report(
+    directory: Path,
+    runs: Mapping[str, PolicyRun],
+    meta: Mapping[str, Any],
+    sweep_points: Sequence[tuple[str, float, float]] = (),
+    sweep_rows: Sequence[Mapping[str, Any]] = (),
+) -> list[Path]:
+    """Write ``report.md`` and its plots into ``directory``; return the files written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    plots = [
+        ("capacity.png", "Demand against local and borrowed capacity", plot_capacity),
+        ("wait_cdf.png", "GPU wait distribution", plot_wait_cdf),
+        ("cost.png", "Cumulative burst cost", plot_cost),
+    ]
+    for name, _, draw in plots:
+        draw(runs, directory / name)
+        written.append(directory / name)
+    if sweep_points:
+        baselines = {k: v for k, v in runs.items() if k != "burstd"}
+        plot_pareto(sweep_points, baselines, directory / "pareto.png")
+        written.append(directory / "pareto.png")
+
+    lines = ["# burstd simulation report", ""]
+    trace = meta.get("trace", {})
+    lines += [
+        f"* trace: {trace.get('trace', '?')} — {trace.get('pods', '?')} GPU pods"
+        f" (skipped: {trace.get('skipped', {})}, bad rows skipped: "
+        f"{trace.get('bad_rows_skipped', 0)})",
+        f"* local cluster: {meta.get('nodes', '?')} — {meta.get('local_nodes', '?')} nodes, "
+        f"{meta.get('local_gpus', '?')} GPUs",
+        f"* rules: {meta.get('rules', '?')} (digest {meta.get('rules_digest', '?')})",
+        f"* seed {meta.get('seed', '?')}, start {meta.get('start', '?')}",
+        f"* rescaling: {meta.get('rescaling', 'none')}",
+        "",
+        "## Comparison",
+        "",
+        "| metric | " + " | ".join(runs) + " |",
+        "| --- | " + " | ".join("---:" for _ in runs) + " |",
+    ]
+    for row in table_rows(runs):
+        lines.append("| " + " | ".join(row) + " |")
+    baselines_meta = meta.get("baselines")
+    if baselines_meta:
+        lines += ["", "Baselines: " + "; ".join(f"{k}: {v}" for k, v in baselines_meta.items())]
+    for name, title, _ in plots:
+        lines += ["", f"## {title}", "", f"![{title}]({name})"]
+    if sweep_points:
+        lines += ["", "## Sweep: cost against p95 wait", "", "![Pareto](pareto.png)", ""]
+        lines += [
+            "| setting | burst cost (USD) | p95 wait (s) | p99 wait (s) |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for point in sweep_rows:
+            lines.append(
+                f"| {point['label']} | {point['burst_cost_usd']:,.2f} | "
+                f"{point['gpu_wait_p95_s']:,.1f} | {point['gpu_wait_p99_s']:,.1f} |"
+            )
+    lines.append("")
+    (directory / "report.md").write_text("\n".join(lines), encoding="utf-8")
+    written.insert(0, directory / "report.md")
+    return written
