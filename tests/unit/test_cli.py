@@ -60,7 +60,7 @@ def test_explain_names_a_bad_snapshot_field(tmp_path: Path) -> None:
     snap = tmp_path / "s.json"
     snap.write_text(json.dumps({"now": 1, "pods": [{"namespace": "n", "name": "p", "gpu": 1}]}))
     result = CliRunner().invoke(
-        main, ["explain", "--rules", str(EXAMPLES / "kwok.yaml"), "--snapshot", str(snap)]
+        main, ["explain", "--rules", str(EXAMPLES / "university.yaml"), "--snapshot", str(snap)]
     )
     assert result.exit_code == 1
     assert "pods[0].gpu: expected an object, got 1" in result.output
