@@ -263,7 +263,7 @@ def simulate(
     elapsed = time.perf_counter() - began
     meta.update(setup.meta)
 
-    _print_table(runs)
+    _print_table(runs, meta, len(trace))
     if sweep_rows:
         _print_sweep(sweep_rows)
     click.echo(
@@ -316,8 +316,13 @@ def _meta(
     }
 
 
-def _print_table(runs: dict[str, PolicyRun]) -> None:
-    table = Table(title="burstd simulate", show_lines=False)
+def _print_table(runs: dict[str, PolicyRun], meta: dict[str, Any], pods: int) -> None:
+    caption = (
+        f"{pods:,} GPU pods from {meta['trace'].get('trace', 'the trace')}; "
+        f"local cluster {meta['local_gpus']} GPUs on {meta['local_nodes']} node(s) "
+        f"({meta['nodes']}); rules {meta['rules']} ({meta['rules_digest']}); seed {meta['seed']}"
+    )
+    table = Table(title="burstd simulate", caption=caption, show_lines=False)
     table.add_column("metric")
     for name in runs:
         table.add_column(name, justify="right")
