@@ -137,7 +137,9 @@ def test_observe_records_when_a_unit_last_ran_a_pod() -> None:
     a = Actuator(Recorder())
     act(a, ScaleUp(rule="r", target="a", units=1, gpus_per_unit=4, reason="x"), now=0)
     a.ready("a-1", "node-x", 10)
+    a.observe(Snapshot(pods=(running("job", "node-x"),)), 400)
     a.observe(Snapshot(pods=(running("job", "node-x"),)), 500)
-    assert a.units["a-1"].last_busy_at == 500
     a.observe(Snapshot(), 900)
+    assert a.units["a-1"].last_busy_at == 500
+    a.observe(Snapshot(), 1000)
     assert a.units["a-1"].last_busy_at == 500

@@ -69,6 +69,8 @@ class Actuator:
         self._targets: dict[str, TargetStatus] = {}
         self._history: dict[str, RuleHistory] = {}
         self._busy: set[str] = set()
+        self._running: set[str] = set()  # units that ran a pod at the last observation
+        self._seen_running: dict[str, float] = {}  # unit -> last observation it ran a pod
         self.listeners: list[Callable[[Applied], None]] = []
         self.provisioned_total = 0
         self.released_total = 0
@@ -82,19 +84,34 @@ class Actuator:
 
     def merged(self, base: Snapshot) -> Snapshot:
         """``base`` (pods, nodes, metrics) with the actuator's units and memory."""
-        return replace(
-            base,
+        # Built field by field rather than with dataclasses.replace: this runs every pass.
+        return Snapshot(
+            pods=base.pods,
+            nodes=base.nodes,
             units=tuple(self._units.values()),
             targets=dict(self._targets),
             history=dict(self._history),
+            metrics=base.metrics,
+            synced=base.synced,
         )
 
     def observe(self, base: Snapshot, now: float) -> None:
-        """Note which units run pods now, for idle times."""
+        """Note which units run pods now, for idle times.
+
+        The planner reads ``last_busy_at`` only of units that run nothing, so a unit's record
+        is rewritten once, when it goes idle, rather than on every pass while it works.
+        """
         busy_nodes = {p.node for p in base.pods if p.is_running and p.node is not None}
+        running = set()
         for uid, unit in self._units.items():
             if unit.node is not None and unit.node in busy_nodes:
-                self._units[uid] = replace(unit, last_busy_at=now)
+                running.add(uid)
+                self._seen_running[uid] = now
+        for uid in self._running - running:
+            went_idle = self._units.get(uid)
+            if went_idle is not None:
+                self._units[uid] = replace(went_idle, last_busy_at=self._seen_running[uid])
+        self._running = running
 
     def adopt(self, units: Iterable[Unit]) -> None:
         """Take over units found in the cluster after a restart."""
@@ -231,6 +248,7 @@ class Actuator:
     def failed(self, uid: str, error: str, target: Target | None, now: float) -> None:
         """``create`` failed: the unit is gone (the driver cleaned up) and its target backs off."""
         self._busy.discard(uid)
+        self._seen_running.pop(uid, None)
         unit = self._units.pop(uid, None)
         if unit is None:
             return
@@ -239,6 +257,7 @@ class Actuator:
 
     def released(self, uid: str, now: float) -> None:
         self._busy.discard(uid)
+        self._seen_running.pop(uid, None)
         unit = self._units.pop(uid, None)
         if unit is not None and unit.ready_at is not None:
             self.released_total += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from decimal import Decimal
+from functools import lru_cache
 
 # Largest first: that is both the order a duration must be written in and the order it is
 # printed in.
@@ -78,6 +79,7 @@ def _show(text: str) -> str:
     return repr(text if len(text) <= 40 else text[:37] + "...")
 
 
+@lru_cache(maxsize=4096)
 def format_duration(seconds: float) -> str:
     """``seconds`` in the short form ``parse_duration`` reads: 90 → ``1m30s``, 0.5 →
     ``500ms``, 3600 → ``1h``, 0 → ``0s``.

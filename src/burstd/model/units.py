@@ -38,9 +38,9 @@ class Unit:
     """One piece of borrowed capacity.
 
     ``gpus`` is the unit's whole-GPU count (one node of that many GPUs); ``mig`` the MIG slices
-    it offers instead, if any. ``last_busy_at`` is the last time a pod ran on it (its ready time
-    while none has), kept up to date by the state layer; ``phase_since`` is when it entered its
-    current phase.
+    it offers instead, if any. ``last_busy_at`` is the last time a pod was seen running on it
+    (its ready time while none has); the actuator keeps it exact while the unit is idle, which
+    is when the planner reads it. ``phase_since`` is when it entered its current phase.
     """
 
     id: str

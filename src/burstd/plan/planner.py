@@ -249,19 +249,23 @@ def _plan_rule(
 
     # 4. Give back what nobody needs: a unit some pending matched pod could use is needed.
     for u in units:
-        if u.id in taken_back:
-            continue
-        b = _bin_for(u, ruleset, running)
-        wanted = b is not None and any(b.shape.can_ever_fit(p.gpu) for p in view.demand)
-        out.extend(_release_step(u, rule, running, wanted, snapshot, now, dry))
+        if u.id not in taken_back:
+            out.extend(_release_step(u, rule, running, view.demand, ruleset, snapshot, now, dry))
     return out
 
 
-def _bin_for(unit: Unit, ruleset: RuleSet, running: dict[str, list[Pod]]) -> Bin | None:
+def _unit_shape(unit: Unit, ruleset: RuleSet) -> Shape | None:
     target = ruleset.targets.get(unit.target)
     if target is None:
         return None
-    shape = Shape(gpus=unit.gpus, model=unit.gpu_model or target.gpu_model, mig=dict(unit.mig))
+    return Shape(gpus=unit.gpus, model=unit.gpu_model or target.gpu_model, mig=dict(unit.mig))
+
+
+def _bin_for(unit: Unit, ruleset: RuleSet, running: dict[str, list[Pod]]) -> Bin | None:
+    """The unit's room left, as a bin: its shape less the pods running on it."""
+    shape = _unit_shape(unit, ruleset)
+    if shape is None:
+        return None
     b = Bin.empty(shape, owner=unit.id)
     for pod in running.get(unit.node or "", ()):
         b.take(pod.key, pod.gpu)
@@ -370,7 +374,8 @@ def _release_step(
     unit: Unit,
     rule: Rule,
     running: dict[str, list[Pod]],
-    wanted: bool,
+    demand: Sequence[Pod],
+    ruleset: RuleSet,
     snapshot: Snapshot,
     now: float,
     dry: bool,
@@ -378,7 +383,10 @@ def _release_step(
     on_it = running.get(unit.node or "", []) if unit.node else []
     policy = rule.release
     if unit.phase is UnitPhase.READY:
-        if on_it or wanted:
+        if on_it:
+            return []
+        shape = _unit_shape(unit, ruleset)
+        if shape is not None and any(shape.can_ever_fit(p.gpu) for p in demand):
             return []
         idle_since = unit.last_busy_at if unit.last_busy_at is not None else unit.ready_at
         idle = now - (idle_since if idle_since is not None else unit.phase_since)
