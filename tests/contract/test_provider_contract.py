@@ -1,45 +1,70 @@
 """One contract suite over every provider (providers/base.py says what each method promises).
 
-The fake runs always. Real providers join through ``PROVIDERS`` with the marker their
-environment needs, so the same assertions hold for the fake the simulator and tests lean on
-and for the provider users run.
+The fake runs always; the kwok provider runs against the real control plane (marker
+``integration``). The same assertions hold for the fake the simulator and tests lean on and for
+the providers users run; a new provider joins by adding a case to ``factory``.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 
 import pytest
 
+from burstd.model import MANAGED_BY, MANAGED_BY_LABEL, UNIT_LABEL
 from burstd.providers.base import CapacityError, Provider, UnitSpec
 from burstd.providers.fake import FakeProvider
+from burstd.providers.kwok import KwokProvider
+from tests.conftest import MANAGED
+from tests.integration.kube import Kube
 
+TARGET = f"contract{secrets.token_hex(3)}"
 ProviderFactory = Callable[[], AbstractAsyncContextManager[Provider]]
 
 
 @asynccontextmanager
 async def fake_provider() -> AsyncIterator[Provider]:
-    yield FakeProvider(target="t", ready_after=0.01)
+    yield FakeProvider(target=TARGET, ready_after=0.01)
 
 
-PROVIDERS: list[object] = [pytest.param(fake_provider, id="fake")]
+def kwok_provider(kubeconfig: Path) -> ProviderFactory:
+    @asynccontextmanager
+    async def make() -> AsyncIterator[Provider]:
+        async with Kube(kubeconfig) as kube:
+            try:
+                yield KwokProvider(kube.api, TARGET, {"poll_interval": 0.1})
+            finally:
+                await kube.delete_nodes(f"{MANAGED},burstd.io/target={TARGET}")
+
+    return make
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("fake", id="fake"),
+        pytest.param("kwok", id="kwok", marks=pytest.mark.integration),
+    ]
+)
+def factory(request: pytest.FixtureRequest) -> ProviderFactory:
+    if request.param == "kwok":
+        return kwok_provider(request.getfixturevalue("kubeconfig"))
+    return fake_provider
 
 
 def spec(uid: str, gpus: int = 4) -> UnitSpec:
+    unit = f"{TARGET}-{uid}"
     return UnitSpec(
-        id=uid,
-        target="t",
+        id=unit,
+        target=TARGET,
         rule="r",
         gpus=gpus,
         gpu_model="NVIDIA-A100-SXM4-40GB",
+        labels={MANAGED_BY_LABEL: MANAGED_BY, UNIT_LABEL: unit},
         ready_deadline=60,
     )
-
-
-@pytest.fixture(params=PROVIDERS)
-def factory(request: pytest.FixtureRequest) -> ProviderFactory:
-    return request.param  # type: ignore[no-any-return]
 
 
 async def test_create_returns_a_ready_unit_with_its_gpus(factory: ProviderFactory) -> None:
@@ -48,7 +73,7 @@ async def test_create_returns_a_ready_unit_with_its_gpus(factory: ProviderFactor
         try:
             assert unit.ready
             assert unit.node
-            assert (unit.id, unit.target, unit.rule, unit.gpus) == ("c-1", "t", "r", 4)
+            assert (unit.id, unit.target, unit.rule, unit.gpus) == (f"{TARGET}-c-1", TARGET, "r", 4)
         finally:
             await provider.delete(unit.id, unit.node)
 
@@ -59,7 +84,7 @@ async def test_create_is_idempotent_by_unit_id(factory: ProviderFactory) -> None
         again = await provider.create(spec("c-2"))
         try:
             assert again.node == first.node
-            assert [u.id for u in await provider.list_units()].count("c-2") == 1
+            assert [u.id for u in await provider.list_units()].count(first.id) == 1
         finally:
             await provider.delete(first.id, first.node)
 
@@ -102,18 +127,24 @@ async def test_delete_is_idempotent_and_leaves_nothing(factory: ProviderFactory)
         await provider.delete(unit.id, unit.node)
         await provider.delete(unit.id, unit.node)
         await provider.delete("never-made", None)
-        assert "c-5" not in {u.id for u in await provider.list_units()}
+        assert unit.id not in {u.id for u in await provider.list_units()}
 
 
 async def test_the_fake_takes_an_injected_error_once_and_caps_capacity() -> None:
-    fake = FakeProvider(target="t", capacity_units=1)
-    fake.fail_next = CapacityError("donor busy")
+    fake = FakeProvider(target=TARGET, capacity_units=1)
+    fake.fail["create"] = [CapacityError("donor busy")]
     with pytest.raises(CapacityError, match="donor busy"):
         await fake.create(spec("f-1"))
+    await fake.delete(f"{TARGET}-f-1", None)
     await fake.create(spec("f-1"))
     with pytest.raises(CapacityError, match="lent out"):
         await fake.create(spec("f-2"))
-    assert fake.calls == [("create", "f-1"), ("create", "f-1"), ("create", "f-2")]
+    assert fake.calls == [
+        ("create", f"{TARGET}-f-1"),
+        ("delete", f"{TARGET}-f-1"),
+        ("create", f"{TARGET}-f-1"),
+        ("create", f"{TARGET}-f-2"),
+    ]
     fake.reset()
     assert not fake.calls
     assert not fake.units

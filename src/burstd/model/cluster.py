@@ -15,7 +15,12 @@ GPU_RESOURCE = "nvidia.com/gpu"
 MIG_RESOURCE_PREFIX = "nvidia.com/mig-"
 GPU_MODEL_LABEL = "nvidia.com/gpu.product"
 NEVER_EVICT_ANNOTATION = "burstd.io/never-evict"
+# Every object burstd makes carries these, so a restarted burstd finds and adopts it.
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "burstd"
 UNIT_LABEL = "burstd.io/unit"
+TARGET_LABEL = "burstd.io/target"
+RULE_LABEL = "burstd.io/rule"
 FULL_GPU_MILLI = 1000
 
 

@@ -1,0 +1,463 @@
+"""The one wiring point: sources → state → control loop → actuator → providers.
+
+``App.run`` owns one ``asyncio.TaskGroup`` with named long-running tasks:
+
+* ``source:pods``, ``source:nodes`` — the watches, feeding ``ClusterState`` through a
+  callback that also pokes the trigger;
+* ``control`` — waits for the first sync, adopts the units found in the cluster, then runs
+  ``Controller.run_once`` whenever the trigger says so;
+* ``adopt`` — looks again now and then for units burstd made but does not know;
+* ``rules`` — reloads the rules file on SIGHUP or when it changes; a file that does not
+  validate is reported problem by problem and the last good rules stay in force;
+* ``stop`` — on SIGTERM/SIGINT (or ``App.stop``) stops planning, gives provider calls in
+  flight a grace period, and cancels the rest;
+* ``create:<unit>``, ``delete:<unit>``… — provider calls, started by the driver.
+
+If any long-running task dies, the group cancels the others and ``run`` raises; nothing is
+left running. Time comes from an injected ``Clock``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from burstd.actuate.actuator import Actuator, Applied
+from burstd.actuate.driver import AsyncDriver, RetryPolicy
+from burstd.control.loop import Controller
+from burstd.control.trigger import Trigger
+from burstd.model import NoOp, ScaleUp, Unit, UnitPhase
+from burstd.model.events import Event, PodDeleted, PodUpserted
+from burstd.providers.base import Provider, ProvisionedUnit
+from burstd.providers.kwok import KwokProvider
+from burstd.rules.loader import RulesError, load_rules
+from burstd.rules.types import RuleSet, Target
+from burstd.sources.kube.client import connect
+from burstd.sources.kube.source import KubeSource
+from burstd.sources.kube.watch import WatchSettings
+from burstd.state.clock import Clock
+from burstd.state.cluster import ClusterState
+
+log = logging.getLogger("burstd")
+
+
+class WallClock:
+    """The real time, in seconds since the epoch (Kubernetes timestamps use the same)."""
+
+    def now(self) -> float:
+        return time.time()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """How the daemon runs (what it decides is in the rules file)."""
+
+    config: Path
+    """The rules file."""
+    kubeconfig: str | None = None
+    """Kubeconfig to use; default ``$KUBECONFIG``, ``~/.kube/config``, else in-cluster."""
+    grace_period: float = 30.0
+    """On shutdown, how long provider calls in flight may still run before being cancelled."""
+    reload_check: float = 2.0
+    """Seconds between checks of the rules file for changes (0: reload on SIGHUP only)."""
+    handle_signals: bool = True
+    """Install SIGTERM/SIGINT (stop) and SIGHUP (reload) handlers."""
+    watch: WatchSettings = field(default_factory=WatchSettings)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    adopt_retry: float = 2.0
+    """Seconds between tries to list existing units at start, while the API fails."""
+    adopt_interval: float = 60.0
+    """Seconds between looks for units burstd made but does not know (a create that landed
+    after a crash, once the restarted daemon had listed)."""
+
+
+ProviderFactory = Callable[[Any, Target], Provider]
+
+PROVIDERS: Mapping[str, ProviderFactory] = {
+    "kwok": lambda api, target: KwokProvider(api, target.name, target.params),
+}
+
+
+def unique_ids(taken: Callable[[], Mapping[str, Unit]]) -> Callable[[str], str]:
+    """Unit ids ``<target>-<6 hex>``: unique across restarts (a restarted burstd must not
+    hand out the id of a unit it adopted), short enough for node names and label values."""
+
+    def new_id(target: str) -> str:
+        while True:
+            uid = f"{target}-{secrets.token_hex(3)}"
+            if uid not in taken():
+                return uid
+
+    return new_id
+
+
+class App:
+    """The daemon. ``rules`` is the rules in force; tests may read every attribute."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        rules: RuleSet | None = None,
+        clock: Clock | None = None,
+        providers: Mapping[str, ProviderFactory] = PROVIDERS,
+    ) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or WallClock()
+        self.rules = rules if rules is not None else load_rules(settings.config)
+        self._factories = providers
+        self._rules_stamp = _stamp(settings.config)
+        self._bad_stamp: tuple[int, int] | None = None
+        self.state = ClusterState()
+        self.trigger = Trigger(self.clock, lambda: self.rules.loop)
+        self.providers: dict[str, Provider] = {}
+        self.driver = AsyncDriver(self.providers.get, self.clock, retry=settings.retry)
+        self.actuator = Actuator(self.driver, new_id=unique_ids(lambda: self.actuator.units))
+        self.driver.bind(self.actuator)
+        self.actuator.listeners.append(self._applied)
+        self.controller = Controller(self.state, lambda: self.rules, self.actuator)
+        self.applied: deque[Applied] = deque(maxlen=1000)
+        self.adopted: list[Unit] = []
+        self.source: KubeSource | None = None
+        self.passes = 0
+        self.reloads = 0
+        self.reload_failures = 0
+        self._api: Any = None
+        self._stop = asyncio.Event()
+        self._hup = asyncio.Event()
+        self._synced = asyncio.Event()
+        self._planning = asyncio.Event()
+
+    # Control from outside -----------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Shut down gracefully (what SIGTERM and SIGINT do)."""
+        if not self._stop.is_set():
+            log.info("stopping", extra={"event": "stopping"})
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        """Reload the rules file (what SIGHUP does)."""
+        self._hup.set()
+
+    async def wait_planning(self) -> None:
+        """Return once units are adopted and planning has started."""
+        await self._planning.wait()
+
+    # Wiring -----------------------------------------------------------------------------
+
+    def _build_providers(self, ruleset: RuleSet) -> None:
+        """Providers for the targets of ``ruleset``. Targets that left the file keep their
+        provider, so their units can still be given back."""
+        for name, target in ruleset.targets.items():
+            factory = self._factories.get(target.provider)
+            if factory is None:
+                log.error(
+                    "target %s: provider %r is not available in this daemon; bursting to it "
+                    "will fail and the ladder moves on",
+                    name,
+                    target.provider,
+                    extra={"event": "provider_unavailable", "target": name},
+                )
+                self.providers.pop(name, None)
+                continue
+            self.providers[name] = factory(self._api, target)
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, PodUpserted | PodDeleted):
+            self._note_busy(event.pod.key if isinstance(event, PodUpserted) else event.key)
+        if self.state.apply(event):
+            self.trigger.poke()
+        if not self._synced.is_set() and self.state.synced:
+            self._synced.set()
+
+    def _note_busy(self, key: str) -> None:
+        """A pod running on a unit is about to change or leave: it ran until now. Passes only
+        see snapshots, so without this a unit would look idle since the last pass that saw the
+        pod, up to ``loop.interval`` too early. The view before the event is shown to the
+        actuator, which keeps the time each unit was last seen running."""
+        old = self.state.pods.get(key)
+        if old is None or not old.is_running or not self.state.synced:
+            return
+        node = self.state.nodes.get(old.node or "")
+        if node is not None and node.unit is not None:
+            now = self.clock.now()
+            self.actuator.observe(self.state.snapshot(now), now)
+
+    def _applied(self, applied: Applied) -> None:
+        self.applied.append(applied)
+        d = applied.decision
+        extra: dict[str, Any] = {
+            "event": "decision",
+            "verb": d.verb,
+            "rule": d.rule,
+            "reason": d.reason,
+            "acted": applied.acted,
+            "dry_run": d.dry_run,
+            "units": list(applied.units),
+        }
+        if isinstance(d, ScaleUp):
+            extra.update(target=d.target, pods=list(d.pods), gpus_per_unit=d.gpus_per_unit)
+        log.info("%s", d, extra=extra)
+
+    async def run(self) -> None:
+        """Run until stopped. Raises if a long-running task fails."""
+        self._api = await connect(self.settings.kubeconfig)
+        loop = asyncio.get_running_loop()
+        signals: list[signal.Signals] = []
+        try:
+            self._build_providers(self.rules)
+            self.source = KubeSource(self._api, self._on_event, self.settings.watch)
+            if self.settings.handle_signals:
+                for sig, handler in (
+                    (signal.SIGTERM, self.stop),
+                    (signal.SIGINT, self.stop),
+                    (signal.SIGHUP, self.request_reload),
+                ):
+                    loop.add_signal_handler(sig, handler)
+                    signals.append(sig)
+            log.info(
+                "burstd starting: %d target(s), %d rule(s) from %s",
+                len(self.rules.targets),
+                len(self.rules.rules),
+                self.settings.config,
+                extra={"event": "starting", "rules_digest": self.rules.digest},
+            )
+            async with asyncio.TaskGroup() as tg:
+                self.driver.attach(tg)
+                daemons = [
+                    tg.create_task(w.run(), name=f"source:{w.name}") for w in self.source.watches
+                ]
+                daemons.append(tg.create_task(self._reloader(), name="rules"))
+                daemons.append(tg.create_task(self._sweep(), name="adopt"))
+                control = tg.create_task(self._control(), name="control")
+                tg.create_task(self._stopper(control, daemons), name="stop")
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+            await self._api.close()
+            log.info("burstd stopped", extra={"event": "stopped"})
+
+    async def _stopper(
+        self, control: asyncio.Task[None], daemons: list[asyncio.Task[None]]
+    ) -> None:
+        await self._stop.wait()
+        control.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await control
+        await self.driver.shutdown(self.settings.grace_period)
+        for t in daemons:
+            t.cancel()
+
+    # The control loop -----------------------------------------------------------------
+
+    async def _control(self) -> None:
+        await self._synced.wait()
+        log.info("cluster view synced", extra={"event": "synced"})
+        await self._adopt()
+        self._planning.set()
+        self.trigger.run_now()
+        while True:
+            why = await self.trigger.wait()
+            self._pass(why)
+
+    def _pass(self, why: str) -> None:
+        now = self.clock.now()
+        result = self.controller.run_once(now)
+        self.passes += 1
+        if log.isEnabledFor(logging.DEBUG):
+            for d in result.decisions:
+                if isinstance(d, NoOp):
+                    log.debug("%s", d, extra={"event": "noop", "rule": d.rule, "why": why})
+
+    async def _adopt(self, *, initial: bool = True) -> None:
+        """Take over units burstd made that it does not know: at start, before the first plan
+        (retrying until every target answers), and then every ``adopt_interval`` to catch a
+        create that completed after a crash, once the restarted daemon had listed."""
+        known = set(self.actuator.units)
+        found: list[Unit] = []
+        for name, provider in sorted(self.providers.items()):
+            while True:
+                try:
+                    units = await provider.list_units()
+                    break
+                except Exception as e:
+                    log.warning(
+                        "target %s: cannot list existing units (%s: %s)%s",
+                        name,
+                        type(e).__name__,
+                        e,
+                        "; retrying" if initial else "",
+                        extra={"event": "adopt_error", "target": name},
+                    )
+                    if not initial:
+                        units = []
+                        break
+                    await asyncio.sleep(self.settings.adopt_retry)
+            target = self.rules.targets.get(name)
+            for pu in units:
+                # Known before the list or since (created or released meanwhile): ours already.
+                if pu.id in known or pu.id in self.actuator.units:
+                    continue
+                unit = self._unit_from(pu, target)
+                found.append(unit)
+                log.info(
+                    "adopted unit %s (%s) on node %s",
+                    unit.id,
+                    unit.phase,
+                    unit.node,
+                    extra={"event": "adopted", "unit": unit.id, "phase": str(unit.phase)},
+                )
+        self.actuator.adopt(found)
+        self.adopted.extend(found)
+        if initial:
+            log.info(
+                "adopted %d unit(s)",
+                len(found),
+                extra={"event": "adoption_done", "units": [u.id for u in found]},
+            )
+        for unit in found:
+            target = self.rules.targets.get(unit.target)
+            if unit.phase.in_flight and target is not None:
+                # Not ready yet: wait for it as its create would have (create is idempotent).
+                self.driver.create(unit, target)
+        if found and not initial:
+            self.trigger.poke()
+
+    async def _sweep(self) -> None:
+        await self._planning.wait()
+        while True:
+            await asyncio.sleep(self.settings.adopt_interval)
+            await self._adopt(initial=False)
+
+    def _unit_from(self, pu: ProvisionedUnit, target: Target | None) -> Unit:
+        now = self.clock.now()
+        if pu.cordoned:
+            phase = UnitPhase.CORDONED
+        elif pu.ready:
+            phase = UnitPhase.READY
+        else:
+            phase = UnitPhase.PROVISIONING
+        ready = phase is not UnitPhase.PROVISIONING
+        return Unit(
+            id=pu.id,
+            target=pu.target,
+            rule=pu.rule,
+            gpus=pu.gpus,
+            gpu_model=pu.gpu_model or (target.gpu_model if target else ""),
+            mig=tuple(sorted(target.mig.items())) if target else (),
+            phase=phase,
+            requested_at=pu.created_at or now,
+            # Timers restart: an adopted unit is not released sooner than a fresh one.
+            phase_since=now,
+            ready_at=now if ready else None,
+            last_busy_at=now if ready else None,
+            price_per_gpu_hour=target.price_per_gpu_hour if target else 0.0,
+            node=pu.node if ready else None,
+        )
+
+    # Rules reload -------------------------------------------------------------------------
+
+    async def _reloader(self) -> None:
+        check = self.settings.reload_check
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._hup.wait(), timeout=check if check > 0 else None)
+            forced = self._hup.is_set()
+            self._hup.clear()
+            self.reload_now(forced=forced)
+
+    def reload_now(self, *, forced: bool = True) -> bool:
+        """Reload the rules file if ``forced`` or it changed; return whether new rules are in
+        force. A bad file is logged with every problem and changes nothing."""
+        stamp = _stamp(self.settings.config)
+        if not forced and (stamp == self._rules_stamp or stamp == self._bad_stamp):
+            return False
+        try:
+            rules = load_rules(self.settings.config)
+        except RulesError as e:
+            self._bad_stamp = stamp
+            self.reload_failures += 1
+            log.error(
+                "rules file %s is invalid; keeping the rules in force (%s)",
+                self.settings.config,
+                self.rules.digest[:12],
+                extra={
+                    "event": "rules_invalid",
+                    "problems": [str(p) for p in e.problems],
+                },
+            )
+            for problem in e.problems:
+                log.error("%s", problem, extra={"event": "rules_problem"})
+            return False
+        self._rules_stamp = stamp
+        self._bad_stamp = None
+        if rules.digest == self.rules.digest:
+            return False
+        self.rules = rules
+        self.reloads += 1
+        self._build_providers(rules)
+        log.info(
+            "rules reloaded from %s: %d target(s), %d rule(s)",
+            self.settings.config,
+            len(rules.targets),
+            len(rules.rules),
+            extra={"event": "rules_reloaded", "rules_digest": rules.digest},
+        )
+        self.trigger.run_now()
+        return True
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+# Logging ------------------------------------------------------------------------------------
+
+_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message and the record's extra fields
+    (``event``, ``unit``, ``reason``…), for log pipelines and for tests to read."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": round(record.created, 6),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _RECORD_FIELDS and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def configure_logging(fmt: str = "text", level: str = "info") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

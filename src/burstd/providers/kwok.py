@@ -1,0 +1,401 @@
+"""The kwok provider: a unit is a fake GPU Node that kwok brings to life.
+
+Like the Cluster Autoscaler's kwok cloud provider, it makes real Node objects in a real API
+server; kwok (managing nodes annotated ``kwok.x-k8s.io/node: fake``) marks them Ready and runs
+the pods the scheduler binds to them. Everything above the provider (watch, scheduler, drain,
+adoption) is therefore exercised for real, with no cloud and no GPU.
+
+One unit is one node named ``<name_prefix><unit id>``, built from the target's
+``params.node_template`` (see examples/kwok.yaml):
+
+``node_template``
+    ``labels``, ``annotations``: added to the node (burstd's own labels win);
+    ``taints``: a list of ``{key, value, effect}``;
+    ``cpu``, ``memory``, ``pods``, ``ephemeral_storage``: capacity (default 32 / 256Gi / 110 /
+    100Gi), also allocatable;
+    ``resources``: more extended resources, ``{name: quantity}``.
+``name_prefix``
+    prefix of node names (default empty: the node is named after the unit).
+``poll_interval``
+    seconds between readiness checks (default 0.25).
+``delete_timeout``
+    seconds ``delete`` waits for the node to disappear (default 60).
+
+The node offers ``nvidia.com/gpu: <gpus_per_unit>`` (or the target's MIG slices as
+``nvidia.com/mig-<profile>``), is labelled ``nvidia.com/gpu.product: <gpu_model>`` and with
+burstd's ownership labels, and records the unit id, rule and GPU count in annotations so a
+restarted burstd can adopt it exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+from kubernetes_asyncio import client
+
+from burstd.model import (
+    GPU_MODEL_LABEL,
+    GPU_RESOURCE,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    MIG_RESOURCE_PREFIX,
+    RULE_LABEL,
+    TARGET_LABEL,
+    UNIT_LABEL,
+)
+from burstd.providers.base import NotReadyError, ProviderError, ProvisionedUnit, UnitSpec
+
+log = logging.getLogger(__name__)
+
+KWOK_ANNOTATION = "kwok.x-k8s.io/node"
+UNIT_ANNOTATION = "burstd.io/unit"
+RULE_ANNOTATION = "burstd.io/rule"
+GPUS_ANNOTATION = "burstd.io/gpus"
+
+_STARTUP_TAINTS = frozenset({"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})
+
+DEFAULT_CAPACITY = {"cpu": "32", "memory": "256Gi", "pods": "110", "ephemeral-storage": "100Gi"}
+
+
+class ApiStatusError(ProviderError):
+    """The API server refused a request: ``status`` is its HTTP status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        # Client errors other than conflicts and throttling will not go away by retrying.
+        self.retryable = status >= 500 or status in (409, 429)
+
+
+class KwokProvider:
+    """A target whose units are kwok-managed fake GPU nodes. ``api`` is a
+    ``kubernetes_asyncio`` ``ApiClient``, owned by the caller."""
+
+    def __init__(
+        self,
+        api: Any,
+        target: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        core_api: Any = client.CoreV1Api
+        self._core = core_api(api)
+        self.target = target
+        self.params: Mapping[str, Any] = dict(params or {})
+        template = self.params.get("node_template") or {}
+        self._template: Mapping[str, Any] = template if isinstance(template, Mapping) else {}
+        self._prefix = str(self.params.get("name_prefix") or "")
+        self._poll = float(self.params.get("poll_interval", 0.25))
+        self._delete_timeout = float(self.params.get("delete_timeout", 60.0))
+        self._sleep = sleep
+
+    def node_name(self, unit_id: str) -> str:
+        return f"{self._prefix}{unit_id}"
+
+    # Requests ---------------------------------------------------------------------------
+
+    async def _request(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kw: Any) -> Any:
+        """Call a generated API function and return its JSON body; raise ``ApiStatusError``
+        on an error status and ``ProviderError`` when the server cannot be reached."""
+        try:
+            resp: aiohttp.ClientResponse = await fn(
+                *args, _preload_content=False, _request_timeout=30, **kw
+            )
+            try:
+                body = await resp.read()
+            finally:
+                resp.release()
+        except (aiohttp.ClientError, TimeoutError, OSError) as e:
+            raise ProviderError(f"cannot reach the API server: {type(e).__name__}: {e}") from e
+        data = json.loads(body) if body else {}
+        if not 200 <= resp.status < 300:
+            message = data.get("message", "") if isinstance(data, dict) else ""
+            raise ApiStatusError(resp.status, str(message or body[:200]))
+        return data
+
+    async def _read(self, name: str) -> dict[str, Any] | None:
+        try:
+            node: dict[str, Any] = await self._request(self._core.read_node, name)
+        except ApiStatusError as e:
+            if e.status == 404:
+                return None
+            raise
+        return node
+
+    # The node ---------------------------------------------------------------------------
+
+    def manifest(self, spec: UnitSpec) -> dict[str, Any]:
+        """The Node object for ``spec``."""
+        t = self._template
+        labels = {str(k): str(v) for k, v in (t.get("labels") or {}).items()}
+        labels.update(
+            {
+                "type": "kwok",
+                MANAGED_BY_LABEL: MANAGED_BY,
+                UNIT_LABEL: spec.id,
+                TARGET_LABEL: spec.target,
+                RULE_LABEL: spec.rule,
+            }
+        )
+        labels.update(spec.labels)
+        if spec.gpu_model:
+            labels[GPU_MODEL_LABEL] = spec.gpu_model
+        annotations = {str(k): str(v) for k, v in (t.get("annotations") or {}).items()}
+        annotations.update(
+            {
+                KWOK_ANNOTATION: "fake",
+                UNIT_ANNOTATION: spec.id,
+                RULE_ANNOTATION: spec.rule,
+                GPUS_ANNOTATION: str(spec.gpus),
+            }
+        )
+        capacity = dict(DEFAULT_CAPACITY)
+        for key, field in (
+            ("cpu", "cpu"),
+            ("memory", "memory"),
+            ("pods", "pods"),
+            ("ephemeral-storage", "ephemeral_storage"),
+        ):
+            if field in t:
+                capacity[key] = str(t[field])
+        capacity.update({str(k): str(v) for k, v in (t.get("resources") or {}).items()})
+        if spec.mig:
+            for profile, n in spec.mig.items():
+                capacity[f"{MIG_RESOURCE_PREFIX}{profile}"] = str(n)
+        else:
+            capacity[GPU_RESOURCE] = str(spec.gpus)
+        taints = [
+            {
+                "key": str(x["key"]),
+                "value": str(x.get("value", "")),
+                "effect": str(x.get("effect", "NoSchedule")),
+            }
+            for x in (t.get("taints") or [])
+            if isinstance(x, Mapping) and "key" in x
+        ]
+        body: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": self.node_name(spec.id),
+                "labels": labels,
+                "annotations": annotations,
+            },
+            "spec": {"taints": taints} if taints else {},
+            "status": {"capacity": capacity, "allocatable": dict(capacity)},
+        }
+        return body
+
+    def _owned(self, node: Mapping[str, Any], unit_id: str) -> bool:
+        meta = node.get("metadata") or {}
+        annotations = meta.get("annotations") or {}
+        labels = meta.get("labels") or {}
+        return (
+            labels.get(MANAGED_BY_LABEL) == MANAGED_BY
+            and annotations.get(UNIT_ANNOTATION, labels.get(UNIT_LABEL)) == unit_id
+        )
+
+    @staticmethod
+    def _ready(node: Mapping[str, Any], spec: UnitSpec) -> bool:
+        status = node.get("status") or {}
+        conditions = status.get("conditions") or []
+        if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+            return False
+        # The node controller lifts these a moment after Ready; until then nothing schedules.
+        taints = (node.get("spec") or {}).get("taints") or []
+        if any(t.get("key") in _STARTUP_TAINTS for t in taints):
+            return False
+        allocatable = status.get("allocatable") or {}
+        need = (
+            {f"{MIG_RESOURCE_PREFIX}{p}": n for p, n in spec.mig.items()}
+            if spec.mig
+            else {GPU_RESOURCE: spec.gpus}
+        )
+        for resource, n in need.items():
+            try:
+                if int(str(allocatable.get(resource, "0"))) < n:
+                    return False
+            except ValueError:
+                return False
+        return True
+
+    # The Provider contract ----------------------------------------------------------------
+
+    async def create(self, spec: UnitSpec) -> ProvisionedUnit:
+        """Create the node (or find the one made for ``spec.id`` before) and wait until it
+        is Ready with its GPUs allocatable; past ``spec.ready_deadline`` delete it and raise
+        ``NotReadyError``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + spec.ready_deadline
+        name = self.node_name(spec.id)
+        try:
+            await self._request(self._core.create_node, self.manifest(spec))
+            log.info(
+                "created node %s for unit %s",
+                name,
+                spec.id,
+                extra={"event": "kwok_node_created", "unit": spec.id, "node": name},
+            )
+        except ApiStatusError as e:
+            if e.status != 409:
+                raise
+            existing = await self._read(name)
+            if existing is not None and not self._owned(existing, spec.id):
+                raise ProviderError(f"node {name} exists and is not unit {spec.id}'s") from e
+        while True:
+            try:
+                node = await self._read(name)
+            except ProviderError as e:
+                # The API server may be restarting; keep waiting until the deadline.
+                log.warning(
+                    "unit %s: checking node %s: %s",
+                    spec.id,
+                    name,
+                    e,
+                    extra={"event": "kwok_poll_error", "unit": spec.id},
+                )
+                node = {}
+            if node is None:
+                raise ProviderError(f"node {name} of unit {spec.id} was deleted while starting")
+            if node and self._ready(node, spec):
+                return self._found(node, spec.id)
+            if loop.time() >= deadline:
+                await self._delete_quietly(spec.id, name)
+                raise NotReadyError(
+                    f"node {name} not Ready with {spec.gpus} GPU(s) allocatable within "
+                    f"{spec.ready_deadline:g}s"
+                )
+            await self._sleep(min(self._poll, max(0.0, deadline - loop.time())))
+
+    async def _delete_quietly(self, unit_id: str, name: str) -> None:
+        try:
+            await self.delete(unit_id, name)
+        except ProviderError as e:
+            log.error(
+                "unit %s: could not delete node %s after its deadline: %s",
+                unit_id,
+                name,
+                e,
+                extra={"event": "kwok_cleanup_error", "unit": unit_id},
+            )
+
+    def _found(self, node: Mapping[str, Any], unit_id: str | None = None) -> ProvisionedUnit:
+        meta = node.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        annotations = meta.get("annotations") or {}
+        status = node.get("status") or {}
+        uid = unit_id or str(annotations.get(UNIT_ANNOTATION) or labels.get(UNIT_LABEL, ""))
+        try:
+            gpus = int(annotations.get(GPUS_ANNOTATION, ""))
+        except ValueError:
+            try:
+                gpus = int(str((status.get("capacity") or {}).get(GPU_RESOURCE, "0")))
+            except ValueError:
+                gpus = 0
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in status.get("conditions") or []
+        )
+        created = meta.get("creationTimestamp")
+        try:
+            created_at = datetime.fromisoformat(created).timestamp() if created else 0.0
+        except ValueError:
+            created_at = 0.0
+        return ProvisionedUnit(
+            id=uid,
+            target=str(labels.get(TARGET_LABEL, self.target)),
+            rule=str(annotations.get(RULE_ANNOTATION) or labels.get(RULE_LABEL, "")),
+            gpus=gpus,
+            node=str(meta.get("name")),
+            ready=ready,
+            cordoned=bool((node.get("spec") or {}).get("unschedulable")),
+            gpu_model=str(labels.get(GPU_MODEL_LABEL, "")),
+            created_at=created_at,
+        )
+
+    async def _set_unschedulable(self, unit_id: str, node: str | None, value: bool) -> None:
+        name = node or self.node_name(unit_id)
+        try:
+            await self._request(self._core.patch_node, name, {"spec": {"unschedulable": value}})
+        except ApiStatusError as e:
+            if e.status != 404:
+                raise
+            log.warning(
+                "unit %s: node %s is gone; nothing to %s",
+                unit_id,
+                name,
+                "cordon" if value else "uncordon",
+                extra={"event": "kwok_node_gone", "unit": unit_id},
+            )
+
+    async def cordon(self, unit_id: str, node: str | None) -> None:
+        """Mark the node unschedulable. Idempotent."""
+        await self._set_unschedulable(unit_id, node, True)
+
+    async def uncordon(self, unit_id: str, node: str | None) -> None:
+        """Mark the node schedulable again. Idempotent."""
+        await self._set_unschedulable(unit_id, node, False)
+
+    async def evict(self, unit_id: str, node: str | None, pods: Sequence[str]) -> None:
+        """Evict ``pods`` through the Eviction API (PodDisruptionBudgets apply: a refusal is
+        a retryable ``ApiStatusError`` 429). Pods already gone are skipped."""
+        for key in pods:
+            namespace, _, name = key.partition("/")
+            body = {
+                "apiVersion": "policy/v1",
+                "kind": "Eviction",
+                "metadata": {"name": name, "namespace": namespace},
+            }
+            try:
+                await self._request(
+                    self._core.create_namespaced_pod_eviction, name, namespace, body
+                )
+            except ApiStatusError as e:
+                if e.status != 404:
+                    raise
+
+    async def delete(self, unit_id: str, node: str | None) -> None:
+        """Delete the unit's node and wait until it is gone. Idempotent; refuses to delete a
+        node that is not this unit's."""
+        name = node or self.node_name(unit_id)
+        existing = await self._read(name)
+        if existing is None:
+            return
+        if not self._owned(existing, unit_id):
+            e = ProviderError(f"node {name} is not unit {unit_id}'s; not deleting it")
+            e.retryable = False
+            raise e
+        try:
+            await self._request(self._core.delete_node, name)
+        except ApiStatusError as err:
+            if err.status != 404:
+                raise
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._delete_timeout
+        while await self._read(name) is not None:
+            if loop.time() >= deadline:
+                raise ProviderError(f"node {name} still exists {self._delete_timeout:g}s later")
+            await self._sleep(self._poll)
+        log.info(
+            "deleted node %s of unit %s",
+            name,
+            unit_id,
+            extra={"event": "kwok_node_deleted", "unit": unit_id, "node": name},
+        )
+
+    async def list_units(self) -> list[ProvisionedUnit]:
+        """Every node burstd made for this target (being deleted ones left out)."""
+        selector = f"{MANAGED_BY_LABEL}={MANAGED_BY},{TARGET_LABEL}={self.target}"
+        data = await self._request(self._core.list_node, label_selector=selector)
+        return [
+            self._found(node)
+            for node in data.get("items") or []
+            if not (node.get("metadata") or {}).get("deletionTimestamp")
+        ]

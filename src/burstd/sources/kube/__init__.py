@@ -1,0 +1,1 @@
+"""Watching a Kubernetes cluster: raw objects in, model events out."""

@@ -1,0 +1,47 @@
+"""The real control plane, started once per session for the tests that ask for it.
+
+``scripts/kube-testenv up`` builds the binaries on first use (a long, cached build) and starts
+etcd, kube-apiserver, kube-scheduler, kube-controller-manager and kwok on 127.0.0.1; ``down``
+stops them when the session ends (set ``BURSTD_TESTENV_KEEP=1`` to leave it running, e.g. while
+iterating on a test). Tests that need it never skip: without the control plane they fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.kube import TESTENV, Kube
+
+MANAGED = "app.kubernetes.io/managed-by=burstd"
+
+
+async def _prepare(kubeconfig: Path) -> None:
+    async with Kube(kubeconfig) as k:
+        await k.grant_controller_manager()
+        # Nodes a previous, interrupted session left behind would take this session's pods.
+        await k.delete_nodes(MANAGED)
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> Iterator[Path]:
+    """The admin kubeconfig of a running test control plane."""
+    if not os.access(TESTENV, os.X_OK):
+        pytest.fail(f"{TESTENV} is missing: the integration tests need it")
+    up = subprocess.run(
+        [str(TESTENV), "up"], capture_output=True, text=True, timeout=3 * 3600, check=False
+    )
+    if up.returncode != 0:
+        pytest.fail(f"kube-testenv up failed ({up.returncode}):\n{up.stderr[-3000:]}")
+    path = Path(up.stdout.strip().splitlines()[-1])
+    asyncio.run(_prepare(path))
+    try:
+        yield path
+    finally:
+        if not os.environ.get("BURSTD_TESTENV_KEEP"):
+            subprocess.run([str(TESTENV), "down"], capture_output=True, timeout=120, check=False)

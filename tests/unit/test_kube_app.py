@@ -1,0 +1,207 @@
+"""The app's own logic, without a cluster: rules reload, adoption, logging, unit ids."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from burstd.app import App, JsonFormatter, Settings, unique_ids
+from burstd.model import GpuRequest, Node, Pod, PodPhase, UnitPhase
+from burstd.model.events import NODES, PODS, NodeUpserted, PodDeleted, PodUpserted, Synced
+from burstd.providers.base import ProvisionedUnit
+from burstd.providers.fake import FakeProvider as Fake
+from burstd.state.clock import ManualClock
+from tests.unit.test_driver import FakeProvider
+
+RULES = """\
+version: 1
+loop: {interval: 5s, batch_idle: 1s, batch_max: 5s}
+targets:
+  kw:
+    provider: kwok
+    gpu_model: NVIDIA-A100
+    gpus_per_unit: 4
+    price_per_gpu_hour: 2
+rules:
+  - name: jobs
+    match: {namespaces: [ml]}
+    triggers: [{pending: {gpus: 1}}]
+    burst: {ladder: [kw]}
+"""
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "rules.yaml"
+    path.write_text(RULES)
+    return path
+
+
+@pytest.fixture
+def app(config: Path) -> App:
+    fake = FakeProvider()
+    a = App(
+        Settings(config=config, handle_signals=False),
+        clock=ManualClock(5000.0),
+        providers={"kwok": lambda api, target: fake},
+    )
+    a._build_providers(a.rules)
+    return a
+
+
+def test_unchanged_file_is_not_reloaded(app: App) -> None:
+    assert app.reload_now(forced=False) is False
+    assert app.reload_now(forced=True) is False  # same digest
+    assert app.reloads == 0
+
+
+def test_bad_file_keeps_the_rules_in_force(
+    app: App, config: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = app.rules
+    config.write_text(RULES.replace("gpus_per_unit: 4", "gpus_per_unit: four"))
+    with caplog.at_level(logging.ERROR, logger="burstd"):
+        assert app.reload_now(forced=False) is False
+    assert app.rules is good
+    assert app.reload_failures == 1
+    problems = [
+        r.getMessage() for r in caplog.records if getattr(r, "event", "") == "rules_problem"
+    ]
+    assert problems
+    assert all(str(config) in p and "gpus_per_unit" in p for p in problems)
+    # The same bad file is not reported again at every check...
+    assert app.reload_now(forced=False) is False
+    assert app.reload_failures == 1
+    # ...and a fixed one is taken.
+    config.write_text(RULES.replace("gpus_per_unit: 4", "gpus_per_unit: 8"))
+    assert app.reload_now(forced=False) is True
+    assert app.rules.targets["kw"].gpus_per_unit == 8
+    assert app.reloads == 1
+
+
+def test_missing_file_keeps_the_rules(app: App, config: Path) -> None:
+    good = app.rules
+    config.unlink()
+    assert app.reload_now(forced=True) is False
+    assert app.rules is good
+
+
+def test_adopted_units_keep_their_phase(app: App) -> None:
+    target = app.rules.targets["kw"]
+    ready = app._unit_from(
+        ProvisionedUnit(
+            id="kw-1", target="kw", rule="jobs", gpus=4, node="n1", ready=True, created_at=10.0
+        ),
+        target,
+    )
+    assert ready.phase is UnitPhase.READY
+    assert (ready.node, ready.requested_at, ready.ready_at) == ("n1", 10.0, 5000.0)
+    assert ready.price_per_gpu_hour == 2
+    assert ready.gpu_model == "NVIDIA-A100"
+    cordoned = app._unit_from(
+        ProvisionedUnit(
+            id="kw-2", target="kw", rule="jobs", gpus=4, node="n2", ready=True, cordoned=True
+        ),
+        target,
+    )
+    assert cordoned.phase is UnitPhase.CORDONED
+    assert cordoned.phase_since == 5000.0
+    starting = app._unit_from(
+        ProvisionedUnit(id="kw-3", target="kw", rule="jobs", gpus=4, node="n3", ready=False),
+        target,
+    )
+    assert starting.phase is UnitPhase.PROVISIONING
+    assert starting.node is None
+
+
+async def test_adoption_resumes_units_still_starting(app: App) -> None:
+    fake = app.providers["kw"]
+    assert isinstance(fake, Fake)
+
+    fake.units = {
+        "kw-1": ProvisionedUnit(id="kw-1", target="kw", rule="jobs", gpus=4, node="n1", ready=True),
+        "kw-2": ProvisionedUnit(
+            id="kw-2", target="kw", rule="jobs", gpus=4, node=None, ready=False
+        ),
+    }
+    async with asyncio.TaskGroup() as tg:
+        app.driver.attach(tg)
+        await app._adopt()
+        assert set(app.actuator.units) == {"kw-1", "kw-2"}
+        for _ in range(5):
+            await asyncio.sleep(0)
+        # kw-2 is waited for, as its create would have: create is idempotent by unit id.
+        assert [c for c in fake.calls if c[0] != "list_units"] == [("create", "kw-2")]
+        fake.open_gate()
+        for _ in range(10):
+            await asyncio.sleep(0)
+    assert app.actuator.units["kw-2"].phase is UnitPhase.READY
+
+
+def test_events_poke_the_trigger_and_mark_sync(app: App) -> None:
+    app._on_event(Synced(kind=PODS, keys=frozenset()))
+    assert not app._synced.is_set()
+    app._on_event(Synced(kind=NODES, keys=frozenset()))
+    assert app._synced.is_set()
+    pod = Pod(namespace="ml", name="a", gpu=GpuRequest(gpus=1), unschedulable=True)
+    app.trigger._batcher.ran(0)
+    app._on_event(PodUpserted(pod=pod))
+    assert app.trigger.pending
+
+
+def test_a_pod_leaving_a_unit_counts_as_busy_until_then(app: App) -> None:
+    from burstd.model import Unit
+
+    app.actuator.adopt(
+        [
+            Unit(
+                id="kw-1",
+                target="kw",
+                rule="jobs",
+                gpus=4,
+                phase=UnitPhase.READY,
+                node="n1",
+                last_busy_at=100.0,
+            )
+        ]
+    )
+    app._on_event(
+        NodeUpserted(node=Node(name="n1", gpu_capacity=4, gpu_allocatable=4, unit="kw-1"))
+    )
+    pod = Pod(namespace="ml", name="a", gpu=GpuRequest(gpus=1), node="n1", phase=PodPhase.RUNNING)
+    app._on_event(PodUpserted(pod=pod))
+    app._on_event(Synced(kind=PODS, keys=None))
+    app._on_event(Synced(kind=NODES, keys=None))
+    assert isinstance(app.clock, ManualClock)
+    app.actuator.observe(app.state.snapshot(5000.0), 5000.0)  # a pass sees it running
+    app.clock.advance(42)
+    app._on_event(PodDeleted(namespace="ml", name="a"))
+    # The next pass, 8 s later, finds the unit idle: idle since the pod left, not since 5000.
+    app.actuator.observe(app.state.snapshot(5050.0), 5050.0)
+    assert app.actuator.units["kw-1"].last_busy_at == 5042.0
+
+
+def test_unique_ids_skip_taken_ones() -> None:
+    taken = {"kw-000000": object()}
+    new_id = unique_ids(lambda: taken)  # type: ignore[arg-type, return-value]
+    ids = {new_id("kw") for _ in range(50)}
+    assert len(ids) == 50
+    assert all(i.startswith("kw-") and len(i) == 9 for i in ids)
+    assert "kw-000000" not in ids
+
+
+def test_json_log_lines_carry_the_extra_fields() -> None:
+    record = logging.makeLogRecord(
+        {"name": "burstd", "levelno": 20, "levelname": "INFO", "msg": "scale up %s", "args": ("x",)}
+    )
+    record.event = "decision"
+    record.reason = "3 pods pending"
+    out = json.loads(JsonFormatter().format(record))
+    assert out["msg"] == "scale up x"
+    assert out["event"] == "decision"
+    assert out["reason"] == "3 pods pending"
+    assert out["level"] == "info"
