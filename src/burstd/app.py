@@ -186,15 +186,13 @@ class App:
     def _note_busy(self, key: str) -> None:
         """A pod running on a unit is about to change or leave: it ran until now. Passes only
         see snapshots, so without this a unit would look idle since the last pass that saw the
-        pod, up to ``loop.interval`` too early. The view before the event is shown to the
-        actuator, which keeps the time each unit was last seen running."""
+        pod, up to ``loop.interval`` too early."""
         old = self.state.pods.get(key)
-        if old is None or not old.is_running or not self.state.synced:
+        if old is None or not old.is_running or old.node is None:
             return
-        node = self.state.nodes.get(old.node or "")
+        node = self.state.nodes.get(old.node)
         if node is not None and node.unit is not None:
-            now = self.clock.now()
-            self.actuator.observe(self.state.snapshot(now), now)
+            self.actuator.saw_running(old.node, self.clock.now())
 
     def _applied(self, applied: Applied) -> None:
         self.applied.append(applied)

@@ -30,10 +30,10 @@ def test_closed_form_cost_and_gpu_hours(exact):
     * t=0: the first pass; periodic passes every 10 s from there;
     * t=95: B is marked unschedulable and pokes; the batch runs a pass at 96, which creates one
       2-GPU unit (billing starts) and puts the periodic chain at 96 + 10k;
-    * t=396: the unit is ready, B starts on it; B ends at 3996. The last pass that saw the unit
-      busy was at 3986;
-    * idle for 10 min since 3986: cordon at 4586; validation 1 min: drain at 4646; empty, so
-      released at the next pass, 4656.
+    * t=396: the unit is ready, B starts on it; B ends at 3996, and the unit counts as busy
+      until then (as the daemon notes when a pod leaves a unit's node);
+    * idle for 10 min since 3996: cordon at the pass at 4596; validation 1 min: drain at 4656;
+      empty, so released at the next pass, 4666.
     """
     result = run(closed_form_trace(), "1x1:A", one_target(), exact=exact)
     m = result.metrics
@@ -44,12 +44,12 @@ def test_closed_form_cost_and_gpu_hours(exact):
     assert (unit.created_at - start, unit.ready_at - start, unit.ended_at - start) == (
         96,
         396,
-        4656,
+        4666,
     )
-    billed_s = 4656 - 96
+    billed_s = 4666 - 96
     assert close(m["burst_cost_usd"], billed_s * 2 * 1.0 / 3600)
-    assert close(m["burst_gpu_hours"], 2 * (4656 - 396) / 3600)
-    assert close(m["idle_burst_gpu_hours"], 2 * (4656 - 396) / 3600 - 2 * 3600 / 3600)
+    assert close(m["burst_gpu_hours"], 2 * (4666 - 396) / 3600)
+    assert close(m["idle_burst_gpu_hours"], 2 * (4666 - 396) / 3600 - 2 * 3600 / 3600)
     assert sorted(result.outcome.waits) == [0.0, pytest.approx(396 - 95)]
     assert (m["units_provisioned"], m["units_released"], m["peak_burst_gpus"]) == (1, 1, 2)
 

@@ -113,6 +113,15 @@ class Actuator:
                 self._units[uid] = replace(went_idle, last_busy_at=self._seen_running[uid])
         self._running = running
 
+    def saw_running(self, node: str, now: float) -> None:
+        """A pod ran on ``node`` until ``now`` and has just finished or left. Passes only see
+        snapshots; without this a unit would look idle since the last pass that saw the pod.
+        The daemon and the simulator both call it, so their idle timers agree."""
+        for uid, unit in self._units.items():
+            if unit.node == node:
+                self._seen_running[uid] = now
+                self._running.add(uid)
+
     def adopt(self, units: Iterable[Unit]) -> None:
         """Take over units found in the cluster after a restart."""
         for unit in units:

@@ -18,9 +18,9 @@ marked unschedulable, a pod leaving a burst unit's node, a unit's node appearing
   decide anything new (see ``wakeups.py``), which are skipped. Skipping keeps the daemon's
   rhythm: a skipped pass would have been due exactly ``interval`` after the previous one, so the
   next pass that runs is on the same chain of ticks. A skipped pass would only have refreshed
-  the actuator's "last busy" time of units running pods; when a unit's last pod ends, the
-  simulator replays that refresh for the tick at which the daemon last saw it busy, so idle
-  timers match the daemon to the tick.
+  the actuator's "last busy" time of units running pods; that time matters only once a unit's
+  last pod ends, and then the simulator tells the actuator (``saw_running``), exactly as the
+  daemon's event handler does, so idle timers agree with the daemon's to the second.
 
 ``exact=True`` runs every periodic pass instead; the tests check both give the same results.
 """
@@ -133,7 +133,6 @@ class Outcome:
     passes: int = 0
     virtual_passes: int = 0
     events: int = 0
-    replayed_observes: int = 0
     series: Series | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -223,7 +222,6 @@ class Simulation(SimWorld):
         self.events = 0
         self.passes = 0
         self.virtual_passes = 0
-        self.replayed = 0
         span = max((s + d for s, d in zip(trace.submit, trace.duration, strict=True)), default=0.0)
         self.series = Series.empty(self.epoch, span, max(1, config.series_points))
         self._mark_series()
@@ -477,8 +475,9 @@ class Simulation(SimWorld):
             if pod in self._on_units:
                 del self._on_units[pod]
                 self._pods_view = None
-                if not node.pods and not evicted:
-                    self._replay_observe(pod, node)
+                if not node.pods and self.actuator is not None:
+                    # As the daemon's state layer does when a pod leaves a unit's node.
+                    self.actuator.saw_running(node.name, now)
                 self._poke(self._matters(node, stays_busy=bool(node.pods)))
         return node
 
@@ -515,29 +514,11 @@ class Simulation(SimWorld):
         else:
             self._start(pod, node)
 
-    def _replay_observe(self, pod: SimPod, node: SimNode) -> None:
-        """The unit's last pod ended. The daemon's last periodic pass before now saw it busy; if
-        the simulator skipped that pass, replay its only effect: the unit's last-busy time."""
-        if self.exact or self.actuator is None:
-            return
-        tick = self._tick_before(self.now)
-        if tick > self.last_pass and tick >= node.busy_since:
-            mp = pod.model_pod
-            assert mp is not None
-            self.actuator.observe(Snapshot(pods=(mp,)), tick)
-            self.replayed += 1
-
     def _tick_at_or_after(self, t: float) -> float:
         """The first periodic pass at or after ``t`` on the chain ``last pass + k·interval``."""
         last = self.last_pass
         k = max(1, math.ceil((t - last) / self.interval - 1e-9))
         return last + k * self.interval
-
-    def _tick_before(self, t: float) -> float:
-        """The last periodic pass strictly before ``t`` (the last pass itself if none)."""
-        last = self.last_pass
-        k = math.ceil((t - last) / self.interval - 1e-9) - 1
-        return last + max(0, k) * self.interval
 
     def _dirty(self) -> None:
         """Something the planner reads changed: the next periodic pass must run."""
@@ -753,6 +734,5 @@ class Simulation(SimWorld):
             passes=self.passes,
             virtual_passes=self.virtual_passes,
             events=self.events,
-            replayed_observes=self.replayed,
             series=self.series,
         )
