@@ -281,11 +281,8 @@ def simulate(
         except OSError as e:
             _fail([f"{json_path}: cannot write: {e.strerror or e}"])
     if report_dir is not None:
-        points = [
-            (r["label"], float(r["burst_cost_usd"]), float(r["gpu_wait_p95_s"])) for r in sweep_rows
-        ]
         try:
-            written = write_report(Path(report_dir), runs, meta, points, sweep_rows)
+            written = write_report(Path(report_dir), runs, meta, sweep_rows)
         except OSError as e:
             _fail([f"{report_dir}: cannot write the report: {e.strerror or e}"])
             return

@@ -6,8 +6,8 @@
   policy that borrows;
 * ``wait_cdf.png``: the distribution of GPU wait per policy;
 * ``cost.png``: cumulative burst cost per policy;
-* ``pareto.png`` (with a sweep): burst cost against p95 GPU wait for each sweep point, the
-  baselines on the same axes, the non-dominated points joined.
+* ``pareto.png`` (with a sweep): burst cost against p95 and p99 GPU wait for each sweep
+  point, the baselines on the same axes, the non-dominated points joined.
 """
 
 from __future__ import annotations
@@ -145,35 +145,43 @@ def plot_cost(runs: Mapping[str, PolicyRun], path: Path) -> None:
     _save(fig, path)
 
 
+WAITS = (("gpu_wait_p95_s", "p95 GPU wait (s)"), ("gpu_wait_p99_s", "p99 GPU wait (s)"))
+
+
 def plot_pareto(
-    points: Sequence[tuple[str, float, float]], baselines: Mapping[str, PolicyRun], path: Path
+    rows: Sequence[Mapping[str, Any]], baselines: Mapping[str, PolicyRun], path: Path
 ) -> None:
-    fig, ax = plt.subplots(figsize=(7.5, 5))
-    xy = [(c, w) for _, c, w in points]
-    ax.scatter([p[0] for p in xy], [p[1] for p in xy], color="tab:blue", label="burstd (sweep)")
-    for label, c, w in points:
-        ax.annotate(label, (c, w), fontsize=7, xytext=(4, 4), textcoords="offset points")
-    front = pareto(xy)
-    ax.plot(
-        [xy[i][0] for i in front],
-        [xy[i][1] for i in front],
-        color="tab:blue",
-        lw=1,
-        alpha=0.6,
-        label="Pareto front",
-    )
-    for name, run in baselines.items():
-        ax.scatter(
-            [run.metrics["burst_cost_usd"]],
-            [run.metrics["gpu_wait_p95_s"]],
-            marker="s",
-            color=COLORS.get(name, "black"),
-            label=name,
+    """Cost against wait, one panel per wait percentile: a p95 of zero for every setting says
+    little, the p99 separates them. Cost is on a symlog axis so a free baseline still shows."""
+    fig, axes = plt.subplots(1, len(WAITS), figsize=(12, 5))
+    for ax, (metric, title) in zip(axes, WAITS, strict=True):
+        xy = [(float(r["burst_cost_usd"]), float(r[metric])) for r in rows]
+        ax.scatter([c for c, _ in xy], [w for _, w in xy], color="tab:blue", label="burstd (sweep)")
+        for row, (c, w) in zip(rows, xy, strict=True):
+            ax.annotate(row["label"], (c, w), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        front = pareto(xy)
+        ax.plot(
+            [xy[i][0] for i in front],
+            [xy[i][1] for i in front],
+            color="tab:blue",
+            lw=1,
+            alpha=0.6,
+            label="Pareto front",
         )
-    ax.set_xlabel("burst cost (USD)")
-    ax.set_ylabel("p95 GPU wait (s)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+        for name, run in baselines.items():
+            ax.scatter(
+                [run.metrics["burst_cost_usd"]],
+                [run.metrics[metric]],
+                marker="s",
+                color=COLORS.get(name, "black"),
+                label=name,
+            )
+        ax.set_xscale("symlog", linthresh=100)
+        ax.set_yscale("symlog", linthresh=10)
+        ax.set_xlabel("burst cost (USD)")
+        ax.set_ylabel(title)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
     _save(fig, path)
 
 
@@ -181,7 +189,6 @@ def write_report(
     directory: Path,
     runs: Mapping[str, PolicyRun],
     meta: Mapping[str, Any],
-    sweep_points: Sequence[tuple[str, float, float]] = (),
     sweep_rows: Sequence[Mapping[str, Any]] = (),
 ) -> list[Path]:
     """Write ``report.md`` and its plots into ``directory``; return the files written."""
@@ -195,9 +202,9 @@ def write_report(
     for name, _, draw in plots:
         draw(runs, directory / name)
         written.append(directory / name)
-    if sweep_points:
+    if sweep_rows:
         baselines = {k: v for k, v in runs.items() if k != "burstd"}
-        plot_pareto(sweep_points, baselines, directory / "pareto.png")
+        plot_pareto(sweep_rows, baselines, directory / "pareto.png")
         written.append(directory / "pareto.png")
 
     lines = ["# burstd simulation report", ""]
@@ -224,8 +231,8 @@ def write_report(
         lines += ["", "Baselines: " + "; ".join(f"{k}: {v}" for k, v in baselines_meta.items())]
     for name, title, _ in plots:
         lines += ["", f"## {title}", "", f"![{title}]({name})"]
-    if sweep_points:
-        lines += ["", "## Sweep: cost against p95 wait", "", "![Pareto](pareto.png)", ""]
+    if sweep_rows:
+        lines += ["", "## Sweep: cost against wait", "", "![Pareto](pareto.png)", ""]
         lines += [
             "| setting | burst cost (USD) | p95 wait (s) | p99 wait (s) |",
             "| --- | ---: | ---: | ---: |",
