@@ -33,20 +33,20 @@ from burstd.model import (
 )
 from burstd.plan.planner import Plan
 from burstd.providers.base import ProviderError
-from burstd.providers.fake import FakeProvider as Fake
+from burstd.providers.fake import FakeProvider
 from burstd.state.clock import ManualClock
 from tests.unit.builders import ruleset, target
 
 RULES = ruleset(target("a", gpus=4, params={"zone": "z1"}, ready_deadline=120.0))
 
 
-def FakeProvider() -> Fake:
-    """The shipped fake, its creates held until a test sets ``gate``."""
-    return Fake(target="a", gate=asyncio.Event())
+def held_fake() -> FakeProvider:
+    """The shipped fake, its creates held until a test opens the gate."""
+    return FakeProvider(target="a", gate=asyncio.Event())
 
 
 class Rig:
-    def __init__(self, provider: Fake) -> None:
+    def __init__(self, provider: FakeProvider) -> None:
         self.provider = provider
         self.clock = ManualClock(1000.0)
         self.sleeps: list[float] = []
@@ -79,7 +79,7 @@ async def settle() -> None:
 
 @pytest.fixture
 async def rig() -> AsyncIterator[Rig]:
-    r = Rig(FakeProvider())
+    r = Rig(held_fake())
     async with asyncio.TaskGroup() as tg:
         r.driver.attach(tg)
         yield r
@@ -235,7 +235,7 @@ async def test_unknown_target_fails_the_unit(rig: Rig) -> None:
 
 
 async def test_shutdown_waits_for_the_grace_period_then_cancels() -> None:
-    r = Rig(FakeProvider())
+    r = Rig(held_fake())
     async with asyncio.TaskGroup() as tg:
         r.driver.attach(tg)
         (uid,) = r.scale_up()
@@ -246,7 +246,7 @@ async def test_shutdown_waits_for_the_grace_period_then_cancels() -> None:
 
 
 async def test_shutdown_lets_quick_calls_finish() -> None:
-    r = Rig(FakeProvider())
+    r = Rig(held_fake())
     async with asyncio.TaskGroup() as tg:
         r.driver.attach(tg)
         (uid,) = r.scale_up()
@@ -257,7 +257,7 @@ async def test_shutdown_lets_quick_calls_finish() -> None:
 
 
 def test_calls_before_attach_fail_loudly() -> None:
-    r = Rig(FakeProvider())
+    r = Rig(held_fake())
     with pytest.raises(RuntimeError, match="attach"):
         r.scale_up()
 

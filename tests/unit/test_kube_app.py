@@ -13,9 +13,9 @@ from burstd.app import App, JsonFormatter, Settings, unique_ids
 from burstd.model import GpuRequest, Node, Pod, PodPhase, UnitPhase
 from burstd.model.events import NODES, PODS, NodeUpserted, PodDeleted, PodUpserted, Synced
 from burstd.providers.base import ProvisionedUnit
-from burstd.providers.fake import FakeProvider as Fake
+from burstd.providers.fake import FakeProvider
 from burstd.state.clock import ManualClock
-from tests.unit.test_driver import FakeProvider
+from tests.unit.test_driver import held_fake
 
 RULES = """\
 version: 1
@@ -43,7 +43,7 @@ def config(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def app(config: Path) -> App:
-    fake = FakeProvider()
+    fake = held_fake()
     a = App(
         Settings(config=config, handle_signals=False),
         clock=ManualClock(5000.0),
@@ -120,7 +120,7 @@ def test_adopted_units_keep_their_phase(app: App) -> None:
 
 async def test_adoption_resumes_units_still_starting(app: App) -> None:
     fake = app.providers["kw"]
-    assert isinstance(fake, Fake)
+    assert isinstance(fake, FakeProvider)
 
     fake.units = {
         "kw-1": ProvisionedUnit(id="kw-1", target="kw", rule="jobs", gpus=4, node="n1", ready=True),
