@@ -47,10 +47,6 @@ class Bin:
     def empty(cls, shape: Shape, owner: str | None = None) -> Bin:
         return cls(shape, [FULL_GPU_MILLI] * shape.gpus, dict(shape.mig), owner)
 
-    @property
-    def used(self) -> bool:
-        return bool(self.pods)
-
     def fits(self, request: GpuRequest) -> bool:
         if not request.accepts(self.shape.model):
             return False
@@ -80,9 +76,6 @@ class Bin:
                 if need and f == FULL_GPU_MILLI:
                     self.free[i] = 0
                     need -= 1
-
-    def free_gpus(self) -> float:
-        return sum(self.free) / FULL_GPU_MILLI
 
 
 def size_key(pod: Pod) -> tuple[int, float, int, float]:

@@ -169,10 +169,7 @@ def _plan_rule(
     rule = view.rule
     dry = ruleset.dry_run or rule.dry_run
     out: list[Decision] = []
-
-    def say(d: Decision) -> None:
-        out.append(d)
-
+    say = out.append
     units = sorted(
         (u for u in snapshot.units if u.rule == rule.name and u.phase.alive), key=lambda u: u.id
     )
