@@ -29,7 +29,7 @@ from burstd.model.decisions import (
     Uncordon,
     UnitDecision,
 )
-from burstd.model.snapshot import Sample, Snapshot
+from burstd.model.snapshot import Sample, Snapshot, StaleSignal
 from burstd.model.units import RuleHistory, TargetStatus, Unit, UnitPhase
 
 __all__ = [
@@ -58,6 +58,7 @@ __all__ = [
     "Sample",
     "ScaleUp",
     "Snapshot",
+    "StaleSignal",
     "Taint",
     "TargetStatus",
     "Uncordon",

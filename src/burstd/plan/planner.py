@@ -50,6 +50,9 @@ READY_SETTLE_S = 60.0
 class Plan:
     decisions: tuple[Decision, ...]
     views: tuple[RuleView, ...] = ()
+    wake_at: float | None = None
+    """The next time a trigger's answer may change with nothing else changing (a schedule
+    window opening or closing, a pending pod reaching ``for``): the loop should run then."""
 
     @property
     def actions(self) -> tuple[Decision, ...]:
@@ -143,7 +146,8 @@ def plan(snapshot: Snapshot, ruleset: RuleSet, now: float) -> Plan:
     for unit in snapshot.units:
         if unit.rule not in known and unit.phase.alive:
             decisions.extend(_orphan(unit, ruleset, running, now))
-    return Plan(decisions=tuple(decisions), views=views)
+    wakes = [v.wake_at for v in views if v.wake_at is not None]
+    return Plan(decisions=tuple(decisions), views=views, wake_at=min(wakes, default=None))
 
 
 def _running_by_node(pods: Sequence[Pod]) -> dict[str, list[Pod]]:
@@ -245,9 +249,14 @@ def _plan_rule(
         )
 
     # 4. Give back what nobody needs: a unit some pending matched pod could use is needed.
+    # While a trigger's data is missing nothing new is cordoned or drained: missing data is
+    # not low utilization.
     for u in units:
         if u.id not in taken_back:
-            out.extend(_release_step(u, rule, running, view.demand, ruleset, snapshot, now, dry))
+            steps = _release_step(u, rule, running, view.demand, ruleset, snapshot, now, dry)
+            if view.stale and any(isinstance(d, Cordon | Drain) for d in steps):
+                steps = [NoOp(rule=rule.name, reason=f"{u.id} kept: {view.stale}")]
+            out.extend(steps)
     return out
 
 
