@@ -4,6 +4,8 @@
 
 * ``source:pods``, ``source:nodes`` — the watches, feeding ``ClusterState`` through a
   callback that also pokes the trigger;
+* ``source:prometheus`` — with ``Settings.prometheus``, the utilization triggers' queries,
+  through the same callback (queries no source serves are marked stale, never low);
 * ``control`` — waits for the first sync, adopts the units found in the cluster, then runs
   ``Controller.run_once`` whenever the trigger says so;
 * ``adopt`` — looks again now and then for units burstd made but does not know;
@@ -39,14 +41,15 @@ from burstd.actuate.driver import AsyncDriver, RetryPolicy
 from burstd.control.loop import Controller
 from burstd.control.trigger import Trigger
 from burstd.model import NoOp, ScaleUp, Unit, UnitPhase
-from burstd.model.events import Event, PodDeleted, PodUpserted
+from burstd.model.events import Event, MetricMissing, PodDeleted, PodUpserted
 from burstd.providers.base import Provider, ProvisionedUnit
 from burstd.providers.kwok import KwokProvider
 from burstd.rules.loader import RulesError, load_rules
-from burstd.rules.types import RuleSet, Target
+from burstd.rules.types import RuleSet, Target, UtilizationTrigger
 from burstd.sources.kube.client import connect
 from burstd.sources.kube.source import KubeSource
 from burstd.sources.kube.watch import WatchSettings
+from burstd.sources.prometheus import MetricQuery, PrometheusSettings, PrometheusSource
 from burstd.state.clock import Clock
 from burstd.state.cluster import ClusterState
 
@@ -81,6 +84,8 @@ class Settings:
     adopt_interval: float = 60.0
     """Seconds between looks for units burstd made but does not know (a create that landed
     after a crash, once the restarted daemon had listed)."""
+    prometheus: PrometheusSettings | None = None
+    """Where utilization triggers' queries are evaluated; without it they have no data."""
 
 
 ProviderFactory = Callable[[Any, Target], Provider]
@@ -88,6 +93,16 @@ ProviderFactory = Callable[[Any, Target], Provider]
 PROVIDERS: Mapping[str, ProviderFactory] = {
     "kwok": lambda api, target: KwokProvider(api, target.name, target.params),
 }
+
+
+def metric_queries(ruleset: RuleSet) -> list[MetricQuery]:
+    """The queries the utilization triggers of ``ruleset`` read, each with its window."""
+    return [
+        MetricQuery(query=t.query, window=t.for_s)
+        for rule in ruleset.rules
+        for t in rule.triggers
+        if isinstance(t, UtilizationTrigger)
+    ]
 
 
 def unique_ids(taken: Callable[[], Mapping[str, Unit]]) -> Callable[[str], str]:
@@ -218,6 +233,7 @@ class App:
         try:
             self._build_providers(self.rules)
             self.source = KubeSource(self._api, self._on_event, self.settings.watch)
+            signals_source = self._signals()
             if self.settings.handle_signals:
                 for sig, handler in (
                     (signal.SIGTERM, self.stop),
@@ -238,6 +254,10 @@ class App:
                 daemons = [
                     tg.create_task(w.run(), name=f"source:{w.name}") for w in self.source.watches
                 ]
+                if signals_source is not None:
+                    daemons.append(
+                        tg.create_task(signals_source.run(), name=f"source:{signals_source.name}")
+                    )
                 daemons.append(tg.create_task(self._reloader(), name="rules"))
                 daemons.append(tg.create_task(self._sweep(), name="adopt"))
                 control = tg.create_task(self._control(), name="control")
@@ -247,6 +267,35 @@ class App:
                 loop.remove_signal_handler(sig)
             await self._api.close()
             log.info("burstd stopped", extra={"event": "stopped"})
+
+    def _signals(self) -> PrometheusSource | None:
+        """The metrics source, if configured; else the queries are marked missing."""
+        if self.settings.prometheus is None:
+            self._unserved(self.rules)
+            return None
+        return PrometheusSource(
+            self.settings.prometheus,
+            lambda: metric_queries(self.rules),
+            lambda: self.rules.loop.interval,
+            self._on_event,
+            now=self.clock.now,
+        )
+
+    def _unserved(self, ruleset: RuleSet) -> None:
+        """Utilization queries with no source: stale from the start (never low), said once."""
+        if self.settings.prometheus is not None:
+            return
+        now = self.clock.now()
+        for q in metric_queries(ruleset):
+            if q.query in self.state.stale:
+                continue
+            log.error(
+                "query %r has no metrics source (start burstd with --prometheus-url); "
+                "its trigger never fires and its rule's units are kept",
+                q.query,
+                extra={"event": "signal_unconfigured", "query": q.query},
+            )
+            self._on_event(MetricMissing(query=q.query, at=now, reason="no metrics source"))
 
     async def _stopper(
         self, control: asyncio.Task[None], daemons: list[asyncio.Task[None]]
@@ -274,6 +323,7 @@ class App:
     def _pass(self, why: str) -> None:
         now = self.clock.now()
         result = self.controller.run_once(now)
+        self.trigger.wake_at(result.wake_at)
         self.passes += 1
         if log.isEnabledFor(logging.DEBUG):
             for d in result.decisions:
@@ -407,6 +457,7 @@ class App:
         self.rules = rules
         self.reloads += 1
         self._build_providers(rules)
+        self._unserved(rules)
         log.info(
             "rules reloaded from %s: %d target(s), %d rule(s)",
             self.settings.config,

@@ -10,6 +10,7 @@ import click
 
 from burstd.app import App, Settings, configure_logging
 from burstd.rules.loader import RulesError, load_rules
+from burstd.sources.prometheus import PrometheusSettings, Secret
 
 
 @click.command()
@@ -53,6 +54,59 @@ from burstd.rules.loader import RulesError, load_rules
     show_default=True,
     help="Seconds between looks for units burstd made but does not know.",
 )
+@click.option(
+    "--prometheus-url",
+    envvar="BURSTD_PROMETHEUS_URL",
+    default=None,
+    help="Prometheus to evaluate utilization triggers on [env BURSTD_PROMETHEUS_URL].",
+)
+@click.option(
+    "--prometheus-token-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="File holding a bearer token (re-read at each poll; never logged).",
+)
+@click.option(
+    "--prometheus-token-env",
+    default=None,
+    metavar="VAR",
+    help="Environment variable holding a bearer token.",
+)
+@click.option("--prometheus-user", default=None, help="Basic-auth user.")
+@click.option(
+    "--prometheus-password-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="File holding the basic-auth password.",
+)
+@click.option(
+    "--prometheus-password-env",
+    default=None,
+    metavar="VAR",
+    help="Environment variable holding the basic-auth password.",
+)
+@click.option(
+    "--prometheus-ca",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="CA bundle for an https Prometheus.",
+)
+@click.option(
+    "--prometheus-timeout", type=float, default=5.0, show_default=True, help="Seconds a query."
+)
+@click.option(
+    "--prometheus-step",
+    type=float,
+    default=None,
+    help="Range-query resolution in seconds; default the loop interval.",
+)
+@click.option(
+    "--signal-grace",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds a query may lack data before a signal_stale notice is raised.",
+)
 def run(
     config: str,
     kubeconfig: str | None,
@@ -60,6 +114,16 @@ def run(
     log_level: str,
     grace_period: float,
     adopt_interval: float,
+    prometheus_url: str | None,
+    prometheus_token_file: str | None,
+    prometheus_token_env: str | None,
+    prometheus_user: str | None,
+    prometheus_password_file: str | None,
+    prometheus_password_env: str | None,
+    prometheus_ca: str | None,
+    prometheus_timeout: float,
+    prometheus_step: float | None,
+    signal_grace: float,
 ) -> None:
     """Watch the cluster and borrow GPUs by the rules in --config."""
     configure_logging(log_format, log_level)
@@ -69,11 +133,26 @@ def run(
         for problem in e.problems:
             click.echo(str(problem), err=True)
         raise SystemExit(1) from None
+    prometheus = None
+    if prometheus_url:
+        if (prometheus_token_file or prometheus_token_env) and prometheus_user:
+            raise click.UsageError("give a bearer token or basic auth, not both")
+        prometheus = PrometheusSettings(
+            url=prometheus_url,
+            bearer_token=_secret(prometheus_token_file, prometheus_token_env),
+            username=prometheus_user,
+            password=_secret(prometheus_password_file, prometheus_password_env),
+            ca_file=Path(prometheus_ca) if prometheus_ca else None,
+            timeout=prometheus_timeout,
+            step=prometheus_step,
+            grace=signal_grace,
+        )
     settings = Settings(
         config=Path(config),
         kubeconfig=kubeconfig,
         grace_period=grace_period,
         adopt_interval=adopt_interval,
+        prometheus=prometheus,
     )
     app = App(settings, rules=rules)
     try:
@@ -81,3 +160,13 @@ def run(
     except Exception:
         logging.getLogger("burstd").exception("burstd failed", extra={"event": "failed"})
         raise SystemExit(1) from None
+
+
+def _secret(file: str | None, env: str | None) -> Secret | None:
+    if file and env:
+        raise click.UsageError("give a secret's file or its environment variable, not both")
+    if file:
+        return Secret(file=Path(file))
+    if env:
+        return Secret(env=env)
+    return None
