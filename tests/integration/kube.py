@@ -20,6 +20,7 @@ from burstd.actuate.driver import RetryPolicy
 from burstd.app import App, Settings
 from burstd.sources.kube.client import connect
 from burstd.sources.kube.watch import WatchSettings
+from burstd.sources.prometheus import PrometheusSettings
 
 T = TypeVar("T")
 
@@ -252,7 +253,9 @@ rules:
 
 
 @contextlib.asynccontextmanager
-async def burstd_in_process(config: Path, kubeconfig: Path) -> AsyncIterator[App]:
+async def burstd_in_process(
+    config: Path, kubeconfig: Path, *, prometheus: PrometheusSettings | None = None
+) -> AsyncIterator[App]:
     """``burstd run`` inside the test's event loop, with short retry delays; yields the app
     once it has synced, adopted and started planning, and stops it gracefully at the end."""
     settings = Settings(
@@ -264,6 +267,7 @@ async def burstd_in_process(config: Path, kubeconfig: Path) -> AsyncIterator[App
         watch=WatchSettings(backoff_base=0.2, backoff_max=1.0),
         retry=RetryPolicy(base=0.2, max_delay=2.0),
         adopt_retry=0.5,
+        prometheus=prometheus,
     )
     app = App(settings)
     task = asyncio.create_task(app.run(), name="burstd")

@@ -251,13 +251,33 @@ def _plan_rule(
     # 4. Give back what nobody needs: a unit some pending matched pod could use is needed.
     # While a trigger's data is missing nothing new is cordoned or drained: missing data is
     # not low utilization.
+    # A fired trigger's min_gpus floor keeps its ready units too, idle or not.
+    floor = _floor_units(rule, units) if view.fired else set()
     for u in units:
         if u.id not in taken_back:
             steps = _release_step(u, rule, running, view.demand, ruleset, snapshot, now, dry)
             if view.stale and any(isinstance(d, Cordon | Drain) for d in steps):
                 steps = [NoOp(rule=rule.name, reason=f"{u.id} kept: {view.stale}")]
+            elif u.id in floor and any(isinstance(d, Cordon) for d in steps):
+                steps = [
+                    NoOp(
+                        rule=rule.name,
+                        reason=f"{u.id} kept for min_gpus {rule.burst.min_gpus}: {view.why}",
+                    )
+                ]
             out.extend(steps)
     return out
+
+
+def _floor_units(rule: Rule, units: Sequence[Unit]) -> set[str]:
+    """The ready units that keep ``min_gpus`` borrowed, after the units in flight."""
+    serving = sum(u.gpus for u in units if u.phase.in_flight)
+    kept = set()
+    for u in units:
+        if u.phase is UnitPhase.READY and serving < rule.burst.min_gpus:
+            kept.add(u.id)
+            serving += u.gpus
+    return kept
 
 
 def _unit_shape(unit: Unit, ruleset: RuleSet) -> Shape | None:

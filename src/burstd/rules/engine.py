@@ -141,12 +141,18 @@ def _oldest(t: OldestPendingTrigger, demand: Sequence[Pod], now: float) -> Trigg
 
 
 def _utilization(t: UtilizationTrigger, samples: Sequence[Sample], now: float) -> TriggerResult:
-    window = [s for s in samples if now - t.for_s <= s.at <= now]
+    start = now - t.for_s
+    window = [s for s in samples if start <= s.at <= now]
+    # The value in force when the window opened is the last sample before it: with it the
+    # window is covered whatever the sampling step.
+    before = max((s for s in samples if s.at < start), key=lambda s: s.at, default=None)
+    if before is not None:
+        window.append(before)
     if not window:
         return TriggerResult(fired=False, reason=f"no samples of {t.query!r} in the window")
     low = min(s.value for s in window)
     # The samples must span most of the window, or a single high sample would fire it.
-    covered = now - min(s.at for s in window) >= 0.9 * t.for_s
+    covered = before is not None or now - min(s.at for s in window) >= 0.9 * t.for_s
     what = f"{t.query!r} ≥ {t.above:g} for {format_duration(t.for_s)}: lowest {low:.1f}" + (
         "" if covered else ", not enough history yet"
     )
