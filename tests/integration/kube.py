@@ -21,6 +21,7 @@ from burstd.app import App, Settings
 from burstd.sources.kube.client import connect
 from burstd.sources.kube.watch import WatchSettings
 from burstd.sources.prometheus import PrometheusSettings
+from burstd.state.clock import Clock
 
 T = TypeVar("T")
 
@@ -254,7 +255,11 @@ rules:
 
 @contextlib.asynccontextmanager
 async def burstd_in_process(
-    config: Path, kubeconfig: Path, *, prometheus: PrometheusSettings | None = None
+    config: Path,
+    kubeconfig: Path,
+    *,
+    prometheus: PrometheusSettings | None = None,
+    clock: Clock | None = None,
 ) -> AsyncIterator[App]:
     """``burstd run`` inside the test's event loop, with short retry delays; yields the app
     once it has synced, adopted and started planning, and stops it gracefully at the end."""
@@ -269,7 +274,7 @@ async def burstd_in_process(
         adopt_retry=0.5,
         prometheus=prometheus,
     )
-    app = App(settings)
+    app = App(settings, clock=clock)
     task = asyncio.create_task(app.run(), name="burstd")
     planning = asyncio.create_task(app.wait_planning())
     done, _ = await asyncio.wait({task, planning}, timeout=30, return_when="FIRST_COMPLETED")
