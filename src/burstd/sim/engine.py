@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from heapq import heappop, heappush
+from itertools import chain
 from typing import Any
 
 from burstd.actuate.actuator import Actuator
@@ -192,7 +193,6 @@ class Simulation(SimWorld):
         ]
         self._fit_cache: dict[tuple[int, int, frozenset[str]], bool] = {}
         self._requests: dict[tuple[int, int, frozenset[str]], GpuRequest] = {}
-        self._waits: dict[tuple[object, int], tuple[float, ...]] = {}
 
         # Events.
         self._heap: list[tuple[float, int, int, int, Any]] = []
@@ -407,12 +407,7 @@ class Simulation(SimWorld):
         if not self._never_fit[pod.index]:
             self.pending_gpus += pod.gpu_equivalent
         if self.controller is not None:
-            pod.model_pod = mp = self._model_pod(pod, None)
-            key = (pod.cls, self.trace.profile[pod.index])
-            waits = self._waits.get(key)
-            if waits is None:
-                waits = self._waits[key] = self.thresholds.waits_for(mp)
-            pod.waits = waits
+            pod.model_pod = self._model_pod(pod, None)
             self._demand[pod] = None
             self._pods_view = None
             self._poke()
@@ -592,12 +587,15 @@ class Simulation(SimWorld):
         assert self.actuator is not None
         a = self.actuator
         base = a.merged(Snapshot())
-        demand = [(p.pending_since or now, p.waits) for p in self._demand]
         busy = {p.node.name for p in self._on_units if p.node is not None}
         best = INF
-        for c in self.thresholds.candidates(
-            a.units.values(), dict(base.targets), dict(base.history), demand, busy, now
-        ):
+        # The triggers' own thresholds (pending waits, schedule windows) come with the plan.
+        last = self.controller.last_plan if self.controller is not None else None
+        triggers = (last.wake_at,) if last is not None and last.wake_at is not None else ()
+        planner = self.thresholds.candidates(
+            a.units.values(), dict(base.targets), dict(base.history), bool(self._demand), busy, now
+        )
+        for c in chain(planner, triggers):
             if c < now - _EPS:
                 continue
             at = now + self.interval if c <= now + _EPS else c - _EPS
