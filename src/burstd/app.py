@@ -4,8 +4,9 @@
 
 * ``source:pods``, ``source:nodes`` — the watches, feeding ``ClusterState`` through a
   callback that also pokes the trigger;
-* ``source:prometheus`` — with ``Settings.prometheus``, the utilization triggers' queries,
-  through the same callback (queries no source serves are marked stale, never low);
+* ``source:prometheus``, ``source:nvml`` — with ``Settings.prometheus`` / ``Settings.nvml``,
+  the utilization triggers' queries (``nvml:…`` ones from NVML, the rest from Prometheus),
+  through the same callback; queries no source serves are marked stale, never low;
 * ``control`` — waits for the first sync, adopts the units found in the cluster, then runs
   ``Controller.run_once`` whenever the trigger says so;
 * ``adopt`` — looks again now and then for units burstd made but does not know;
@@ -49,6 +50,7 @@ from burstd.rules.types import RuleSet, Target, UtilizationTrigger
 from burstd.sources.kube.client import connect
 from burstd.sources.kube.source import KubeSource
 from burstd.sources.kube.watch import WatchSettings
+from burstd.sources.nvml import NvmlSource, is_nvml_query
 from burstd.sources.prometheus import MetricQuery, PrometheusSettings, PrometheusSource
 from burstd.state.clock import Clock
 from burstd.state.cluster import ClusterState
@@ -86,6 +88,8 @@ class Settings:
     after a crash, once the restarted daemon had listed)."""
     prometheus: PrometheusSettings | None = None
     """Where utilization triggers' queries are evaluated; without it they have no data."""
+    nvml: bool = False
+    """Read ``nvml:`` queries from the local GPUs (a single GPU host)."""
 
 
 ProviderFactory = Callable[[Any, Target], Provider]
@@ -233,7 +237,7 @@ class App:
         try:
             self._build_providers(self.rules)
             self.source = KubeSource(self._api, self._on_event, self.settings.watch)
-            signals_source = self._signals()
+            signal_sources = self._signals()
             if self.settings.handle_signals:
                 for sig, handler in (
                     (signal.SIGTERM, self.stop),
@@ -254,10 +258,9 @@ class App:
                 daemons = [
                     tg.create_task(w.run(), name=f"source:{w.name}") for w in self.source.watches
                 ]
-                if signals_source is not None:
-                    daemons.append(
-                        tg.create_task(signals_source.run(), name=f"source:{signals_source.name}")
-                    )
+                daemons.extend(
+                    tg.create_task(src.run(), name=f"source:{src.name}") for src in signal_sources
+                )
                 daemons.append(tg.create_task(self._reloader(), name="rules"))
                 daemons.append(tg.create_task(self._sweep(), name="adopt"))
                 control = tg.create_task(self._control(), name="control")
@@ -268,30 +271,49 @@ class App:
             await self._api.close()
             log.info("burstd stopped", extra={"event": "stopped"})
 
-    def _signals(self) -> PrometheusSource | None:
-        """The metrics source, if configured; else the queries are marked missing."""
-        if self.settings.prometheus is None:
-            self._unserved(self.rules)
-            return None
-        return PrometheusSource(
-            self.settings.prometheus,
-            lambda: metric_queries(self.rules),
-            lambda: self.rules.loop.interval,
-            self._on_event,
-            now=self.clock.now,
-        )
+    def _signals(self) -> list[PrometheusSource | NvmlSource]:
+        """The configured metric sources; queries none serves are marked missing."""
+        self._unserved(self.rules)
+        sources: list[PrometheusSource | NvmlSource] = []
+        if self.settings.prometheus is not None:
+            sources.append(
+                PrometheusSource(
+                    self.settings.prometheus,
+                    self._prometheus_queries,
+                    self._interval,
+                    self._on_event,
+                    now=self.clock.now,
+                )
+            )
+        if self.settings.nvml:
+            sources.append(
+                NvmlSource(self._nvml_queries, self._interval, self._on_event, now=self.clock.now)
+            )
+        return sources
+
+    def _interval(self) -> float:
+        return self.rules.loop.interval
+
+    def _prometheus_queries(self) -> list[MetricQuery]:
+        return [q for q in metric_queries(self.rules) if not is_nvml_query(q.query)]
+
+    def _nvml_queries(self) -> list[tuple[str, float]]:
+        return [(q.query, q.window) for q in metric_queries(self.rules)]
+
+    def _served(self, query: str) -> bool:
+        if is_nvml_query(query):
+            return self.settings.nvml
+        return self.settings.prometheus is not None
 
     def _unserved(self, ruleset: RuleSet) -> None:
         """Utilization queries with no source: stale from the start (never low), said once."""
-        if self.settings.prometheus is not None:
-            return
         now = self.clock.now()
         for q in metric_queries(ruleset):
-            if q.query in self.state.stale:
+            if self._served(q.query) or q.query in self.state.stale:
                 continue
             log.error(
-                "query %r has no metrics source (start burstd with --prometheus-url); "
-                "its trigger never fires and its rule's units are kept",
+                "query %r has no metrics source (start burstd with --prometheus-url, or --nvml "
+                "for nvml: queries); its trigger never fires and its rule's units are kept",
                 q.query,
                 extra={"event": "signal_unconfigured", "query": q.query},
             )

@@ -101,6 +101,12 @@ from burstd.sources.prometheus import PrometheusSettings, Secret
     help="Range-query resolution in seconds; default the loop interval.",
 )
 @click.option(
+    "--nvml/--no-nvml",
+    default=False,
+    show_default=True,
+    help="Read nvml: queries from this host's GPUs (needs the nvml extra and the driver).",
+)
+@click.option(
     "--signal-grace",
     type=float,
     default=60.0,
@@ -123,6 +129,7 @@ def run(
     prometheus_ca: str | None,
     prometheus_timeout: float,
     prometheus_step: float | None,
+    nvml: bool,
     signal_grace: float,
 ) -> None:
     """Watch the cluster and borrow GPUs by the rules in --config."""
@@ -153,6 +160,7 @@ def run(
         grace_period=grace_period,
         adopt_interval=adopt_interval,
         prometheus=prometheus,
+        nvml=nvml,
     )
     app = App(settings, rules=rules)
     try:
