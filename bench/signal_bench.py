@@ -125,7 +125,7 @@ async def trial_run(trials: int, interval: float) -> list[float]:
                     before = len(calls.creates)
                     replay.seek(HIGH)
                     t0 = time.time()
-                    await until(lambda: len(calls.creates) > before, every=0.05)
+                    await until(lambda n=before: len(calls.creates) > n, every=0.05)
                     delay = calls.creates[before] - (t0 + WINDOW)
                     delays.append(delay)
                     print(f"trial {i + 1}: {delay:.2f} s", flush=True)
