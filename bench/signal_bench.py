@@ -118,9 +118,7 @@ async def trial_run(trials: int, interval: float) -> list[float]:
                 for i in range(trials):
                     # Quiet until every unit is gone and the window has been read low.
                     replay.seek(LOW)
-                    await until(
-                        lambda: not any(u.phase.alive for u in app.actuator.units.values())
-                    )
+                    await until(lambda: not any(u.phase.alive for u in app.actuator.units.values()))
                     await asyncio.sleep(WINDOW + 2 * interval)
                     before = len(calls.creates)
                     replay.seek(HIGH)
@@ -147,7 +145,7 @@ def report(delays: dict[float, list[float]]) -> str:
         "",
         "Measured with `bench/signal_bench.py`: the test control plane (kwok), Debian's",
         "Prometheus 2.42 scraping the DCGM replay exporter every 1 s, burstd's `App` in the",
-        "benchmark's process. Trigger: `max(DCGM_FI_DEV_GPU_UTIL{pod=\"vllm-0\"})` above 50 for",
+        'benchmark\'s process. Trigger: `max(DCGM_FI_DEV_GPU_UTIL{pod="vllm-0"})` above 50 for',
         f"{WINDOW:g} s; the exporter jumps from a quiet stretch to vllm-0's rush at t0.",
         "Delay = provider `create` call (driver's `provider_call` log time) - (t0 + window): the",
         "time burstd took once the rush had lasted the whole window.",
