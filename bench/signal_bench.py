@@ -35,9 +35,10 @@ from pathlib import Path
 
 from burstd.actuate.driver import RetryPolicy
 from burstd.app import App, Settings
+from burstd.sim.duty import load_duty_cycle
 from burstd.sources.kube.watch import WatchSettings
 from burstd.sources.prometheus import PrometheusSettings
-from burstd.testing.dcgm_exporter import ReplayExporter, load_duty_cycle
+from burstd.testing.dcgm_exporter import ReplayExporter
 
 REPO = Path(__file__).resolve().parents[1]
 HIGH, LOW, WINDOW = 438, 1063, 5.0
@@ -123,7 +124,7 @@ async def trial_run(trials: int, interval: float) -> list[float]:
                     before = len(calls.creates)
                     replay.seek(HIGH)
                     t0 = time.time()
-                    await until(lambda n=before: len(calls.creates) > n, every=0.05)
+                    await until(lambda n=before: len(calls.creates) > n, every=0.05)  # type: ignore[misc]
                     delay = calls.creates[before] - (t0 + WINDOW)
                     delays.append(delay)
                     print(f"trial {i + 1}: {delay:.2f} s", flush=True)

@@ -21,8 +21,9 @@ import pytest
 
 from burstd.app import App
 from burstd.model import Cordon, Drain, Release, ScaleUp
+from burstd.sim.duty import load_duty_cycle
 from burstd.sources.prometheus import PrometheusSettings
-from burstd.testing.dcgm_exporter import ReplayExporter, load_duty_cycle
+from burstd.testing.dcgm_exporter import ReplayExporter
 from tests.integration.conftest import Prometheus
 from tests.integration.kube import Kube, burstd_in_process, cordoned, eventually, name_of
 

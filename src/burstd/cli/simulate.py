@@ -25,6 +25,7 @@ from burstd.rules.loader import RulesError, load_rules, parse_rules
 from burstd.rules.types import RuleSet
 from burstd.sim.cluster import ClusterError, load_nodes
 from burstd.sim.compare import PolicyRun, Setup, compare, run_one
+from burstd.sim.duty import load_duty_cycle
 from burstd.sim.engine import DEFAULT_START_EPOCH, SimConfig
 from burstd.sim.report import table_rows, write_report
 from burstd.sim.results import METRICS
@@ -128,6 +129,21 @@ class _Bars:
 )
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for provider timing.")
 @click.option(
+    "--utilization",
+    "utilization_arg",
+    type=click.Choice(["allocation", "duty-cycle"]),
+    default="allocation",
+    show_default=True,
+    help="What utilization triggers read: the share of local GPUs allocated, or the bundled "
+    "GenAI duty-cycle trace (mean of its 8 inference pods), replayed.",
+)
+@click.option(
+    "--utilization-step",
+    type=float,
+    default=None,
+    help="Seconds each duty-cycle sample lasts (default: the trace's own 57 s).",
+)
+@click.option(
     "--compare",
     "do_compare",
     is_flag=True,
@@ -190,6 +206,8 @@ def simulate(
     nodes_arg: str | None,
     rules_arg: str | None,
     seed: int,
+    utilization_arg: str,
+    utilization_step: float | None,
     do_compare: bool,
     json_path: str | None,
     report_dir: str | None,
@@ -233,7 +251,18 @@ def simulate(
         for message in trace.meta.get("bad_row_examples", [])[:5]:
             click.echo(f"  {message}", err=True)
 
-    config = SimConfig(seed=seed, start_epoch=_start(start_arg), exact=exact)
+    util: tuple[float, ...] = ()
+    step = utilization_step or 60.0
+    if utilization_arg == "duty-cycle":
+        duty = load_duty_cycle()
+        util, step = duty.mean(), utilization_step or duty.step_s
+    config = SimConfig(
+        seed=seed,
+        start_epoch=_start(start_arg),
+        exact=exact,
+        utilization=util,
+        utilization_step=step,
+    )
     setup = Setup(
         trace=trace, nodes=nodes, ruleset=ruleset, config=config, nodes_source=nodes_source
     )

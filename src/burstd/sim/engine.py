@@ -58,13 +58,17 @@ _ACTION = 1
 class SimConfig:
     """How to run. ``drain_horizon``: after the last pod ends, how long burst units may still
     take to be given back before the run is cut (and their billing with it). ``series_points``:
-    resolution of the time series kept for the report."""
+    resolution of the time series kept for the report. ``utilization``: what utilization
+    triggers read, a replayed series (percent, one value every ``utilization_step`` seconds
+    from the run's start, repeating), or, when empty, the share of local GPUs allocated."""
 
     seed: int = 0
     start_epoch: float = DEFAULT_START_EPOCH
     exact: bool = False
     drain_horizon: float = 86_400.0
     series_points: int = 1200
+    utilization: tuple[float, ...] = ()
+    utilization_step: float = 60.0
 
 
 @dataclass(slots=True)
@@ -604,7 +608,11 @@ class Simulation(SimWorld):
         return best
 
     def _sample_utilization(self, now: float) -> None:
-        pct = 100.0 * self.local_used / self.local_gpus if self.local_gpus else 0.0
+        series = self.config.utilization
+        if series:
+            pct = series[int((now - self.epoch) / self.config.utilization_step) % len(series)]
+        else:
+            pct = 100.0 * self.local_used / self.local_gpus if self.local_gpus else 0.0
         metrics = dict(self._metrics)
         for query, window in self._util_queries:
             old = metrics.get(query, ())

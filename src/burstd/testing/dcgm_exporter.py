@@ -21,51 +21,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import csv
-import gzip
-import itertools
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
-from importlib import resources
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-TRACE = "traces/alibaba-genai/duty_cycle_sample.csv.gz"
+from burstd.sim.duty import DutyCycle, load_duty_cycle
+
 NAMESPACE = "llm-serving"
 MODEL = "NVIDIA A100-SXM4-80GB"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DutyCycle:
-    """Per-pod utilization on a common step grid: ``values[pod][step]`` (``None``: no sample)."""
-
-    step_s: float
-    values: Mapping[str, tuple[float | None, ...]]
-
-    @property
-    def steps(self) -> int:
-        return max((len(v) for v in self.values.values()), default=0)
-
-    def at(self, pod: str, step: int) -> float | None:
-        series = self.values[pod]
-        return series[step] if 0 <= step < len(series) else None
-
-
-def load_duty_cycle() -> DutyCycle:
-    """The bundled sample (see its README for what was kept and why)."""
-    ref = resources.files("burstd.data").joinpath(TRACE)
-    with ref.open("rb") as raw, gzip.open(raw, "rt", newline="") as f:
-        rows = list(csv.DictReader(f))
-    times = sorted({float(r["timestamp_anon"]) for r in rows})
-    index = {t: i for i, t in enumerate(times)}
-    step = min((b - a for a, b in itertools.pairwise(times)), default=60.0)
-    values: dict[str, list[float | None]] = {}
-    for r in rows:
-        series = values.setdefault(r["pod"], [None] * len(times))
-        series[index[float(r["timestamp_anon"])]] = float(r["value"])
-    pods = sorted(values, key=lambda p: int(p.rsplit("-", 1)[1]))
-    return DutyCycle(step_s=step, values={p: tuple(values[p]) for p in pods})
 
 
 class ReplayExporter:
