@@ -21,6 +21,10 @@ MANAGED_BY = "burstd"
 UNIT_LABEL = "burstd.io/unit"
 TARGET_LABEL = "burstd.io/target"
 RULE_LABEL = "burstd.io/rule"
+PROVIDER_LABEL = "burstd.io/provider"
+# On a node burstd cordoned itself (with the time, RFC 3339). A cordoned node without it was
+# cordoned by someone else: an operator's decision, never read as burstd's own.
+CORDONED_ANNOTATION = "burstd.io/cordoned-at"
 FULL_GPU_MILLI = 1000
 
 

@@ -69,7 +69,14 @@ class ProvisionedUnit:
     node: str | None
     ready: bool
     cordoned: bool = False
+    """The unit takes no new pods (its node is unschedulable)."""
+    cordoned_by_burstd: bool = False
+    """burstd cordoned it (the provider recorded that on the object, e.g. the
+    ``burstd.io/cordoned-at`` annotation); ``cordoned`` without it is an operator's cordon."""
     gpu_model: str = ""
+    mig: Mapping[str, int] = field(default_factory=dict)
+    """The MIG slices the unit was made with (read from the object, not the target's current
+    shape, which may have changed since)."""
     created_at: float = 0.0
 
 
