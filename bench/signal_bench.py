@@ -26,6 +26,7 @@ import datetime
 import logging
 import os
 import platform
+import random
 import secrets
 import statistics
 import tempfile
@@ -120,7 +121,10 @@ async def trial_run(trials: int, interval: float) -> list[float]:
                     # Quiet until every unit is gone and the window has been read low.
                     replay.seek(LOW)
                     await until(lambda: not any(u.phase.alive for u in app.actuator.units.values()))
-                    await asyncio.sleep(WINDOW + 2 * interval)
+                    # A random phase against the poll: otherwise every trial starts at the
+                    # same point of the poll cycle (the release that ends the previous trial
+                    # is itself timed by it) and the delays would not be a fair sample.
+                    await asyncio.sleep(WINDOW + 2 * interval + random.uniform(0, interval))
                     before = len(calls.creates)
                     replay.seek(HIGH)
                     t0 = time.time()
@@ -166,9 +170,11 @@ def report(delays: dict[float, list[float]]) -> str:
         )
     lines += [
         "",
-        "Expected bound: scrape interval (1 s) + loop interval (the poll) + batch_idle (0.2 s) +",
-        "one pass; Prometheus range steps equal to the loop interval add up to one more step",
-        "before the window counts as covered.",
+        "What it is made of: up to one scrape interval (1 s) before Prometheus has the value,",
+        "then the window is covered once the sample in force at its start is a high one, which",
+        "burstd reads at its polls (one per loop interval, each followed by a pass after",
+        "batch_idle, 0.2 s): so between about 0.2 s and one loop interval plus a scrape",
+        "interval. Each trial starts at a random phase of the poll cycle.",
         "",
     ]
     return "\n".join(lines)

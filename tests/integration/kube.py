@@ -214,6 +214,8 @@ def rules_yaml(
     max_units: int = 6,
     node_delay: str = "0s",
     interval: str = "1s",
+    trigger: str = "pending: {gpus: 1}",
+    min_gpus: int = 0,
 ) -> str:
     """A rules file for one test: one kwok target, one rule for one namespace, short timers."""
     return f"""\
@@ -241,10 +243,11 @@ rules:
   - name: {rule}
     match: {{namespaces: [{namespace}]}}
     triggers:
-      - pending: {{gpus: 1}}
+      - {trigger}
     burst:
       ladder: [{target}]
       max_units_per_step: {max_units}
+      min_gpus: {min_gpus}
     release:
       idle_for: {idle_for}
       validation: {validation}

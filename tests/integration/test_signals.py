@@ -25,7 +25,14 @@ from burstd.sim.duty import load_duty_cycle
 from burstd.sources.prometheus import PrometheusSettings
 from burstd.testing.dcgm_exporter import ReplayExporter
 from tests.integration.conftest import Prometheus
-from tests.integration.kube import Kube, burstd_in_process, cordoned, eventually, name_of
+from tests.integration.kube import (
+    Kube,
+    burstd_in_process,
+    cordoned,
+    eventually,
+    name_of,
+    rules_yaml,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -41,38 +48,18 @@ def query_for(instance: str) -> str:
 
 
 def rules(target: str, namespace: str, query: str) -> str:
-    return f"""\
-version: 1
-loop: {{interval: 1s, batch_idle: 200ms, batch_max: 1s}}
-targets:
-  {target}:
-    provider: kwok
-    params:
-      poll_interval: 0.1
-      delete_timeout: 20
-      node_template:
-        labels: {{burstd-test: "{target}"}}
-        cpu: "16"
-        memory: 64Gi
-    gpu_model: NVIDIA-L4
-    gpus_per_unit: 4
-    max_units: 2
-    max_in_flight: 2
-    time_to_ready: 1s
-    ready_deadline: 1m
-    backoff: 5s
-rules:
-  - name: chat
-    match: {{namespaces: [{namespace}]}}
-    triggers:
-      - utilization:
-          query: '{query}'
-          above: 50
-          for: 5s
-    burst: {{ladder: [{target}], min_gpus: 4, max_units_per_step: 1}}
-    release: {{idle_for: 2s, validation: 1s, drain: {{mode: wait}}}}
-    cooldown: {{scale_up: 0s, scale_down: 0s}}
-"""
+    """One kwok target of 4-GPU units; keep one while vllm-0 stays ≥ 50 % for 5 s."""
+    trigger = f"utilization: {{query: '{query}', above: 50, for: 5s}}"
+    return rules_yaml(
+        target=target,
+        namespace=namespace,
+        rule="chat",
+        idle_for="2s",
+        validation="1s",
+        max_units=2,
+        trigger=trigger,
+        min_gpus=4,
+    )
 
 
 @pytest.fixture

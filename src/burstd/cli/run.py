@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from burstd.app import App, Settings, configure_logging
+from burstd.app import App, Settings, configure_logging, default_state_dir
 from burstd.rules.loader import RulesError, load_rules
 from burstd.sources.prometheus import PrometheusSettings, Secret
 
@@ -53,6 +53,13 @@ from burstd.sources.prometheus import PrometheusSettings, Secret
     default=60.0,
     show_default=True,
     help="Seconds between looks for units burstd made but does not know.",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where providers keep their files (one folder a target); default $STATE_DIRECTORY "
+    "(set by systemd's StateDirectory=), else ~/.local/state/burstd.",
 )
 @click.option(
     "--prometheus-url",
@@ -120,6 +127,7 @@ def run(
     log_level: str,
     grace_period: float,
     adopt_interval: float,
+    state_dir: str | None,
     prometheus_url: str | None,
     prometheus_token_file: str | None,
     prometheus_token_env: str | None,
@@ -159,6 +167,7 @@ def run(
         kubeconfig=kubeconfig,
         grace_period=grace_period,
         adopt_interval=adopt_interval,
+        state_dir=Path(state_dir or default_state_dir()),
         prometheus=prometheus,
         nvml=nvml,
     )
