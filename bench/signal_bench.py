@@ -97,7 +97,9 @@ async def trial_run(trials: int, interval: float) -> list[float]:
     delays: list[float] = []
     async with replay.serve() as address:
         sd = home / "prometheus" / "targets" / f"bench-{secrets.token_hex(3)}.json"
-        sd.write_text(f'[{{"targets": ["{address}"]}}]')
+        tmp_sd = sd.with_suffix(".tmp")
+        tmp_sd.write_text(f'[{{"targets": ["{address}"]}}]')
+        tmp_sd.replace(sd)  # Prometheus must never read a half-written file
         query = f'max(DCGM_FI_DEV_GPU_UTIL{{pod="vllm-0", instance="{address}"}})'
         target = f"bench{secrets.token_hex(3)}"
         with tempfile.TemporaryDirectory() as tmp:
