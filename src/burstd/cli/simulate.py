@@ -28,6 +28,17 @@ from burstd.sim.compare import PolicyRun, Setup, compare, run_one
 from burstd.sim.engine import DEFAULT_START_EPOCH, SimConfig
 from burstd.sim.report import table_rows, write_report
 from burstd.sim.results import METRICS
+from burstd.sim.starburst import (
+    COMPARE_ALL,
+    DEFAULT_BUDGET,
+    DEFAULT_RUNTIME_ERROR,
+    QUEUES,
+    Budget,
+    Jobs,
+    PeerError,
+    homogeneous,
+    run_peer,
+)
 from burstd.sim.sweep import SweepError, parse_sweep, variants
 from burstd.sim.synthetic import generate, is_synthetic, parse_synthetic
 from burstd.sim.trace import Trace, TraceError, load_trace
@@ -180,6 +191,34 @@ class _Bars:
     "--exact", is_flag=True, help="Run every periodic pass instead of skipping idle ones."
 )
 @click.option(
+    "--peer-model",
+    type=click.Choice(["starburst"]),
+    default=None,
+    help="Run a peer's own simulated world instead of burstd's (docs/simulator.md).",
+)
+@click.option("--whole-gpus", is_flag=True, help="Count every share of a GPU as one whole GPU.")
+@click.option(
+    "--budget",
+    type=click.FloatRange(min=0.0),
+    default=DEFAULT_BUDGET,
+    show_default=True,
+    help="Waiting budget of the peer's policies: a fraction of the total run time.",
+)
+@click.option(
+    "--queue",
+    "queue_arg",
+    type=click.Choice(QUEUES),
+    default=None,
+    help="Peer model: one queue discipline for every policy (default: each its own).",
+)
+@click.option(
+    "--runtime-error",
+    type=click.FloatRange(min=0.0),
+    default=DEFAULT_RUNTIME_ERROR,
+    show_default=True,
+    help="Relative error (sigma) of the run-time estimates of compute-wait-estimate.",
+)
+@click.option(
     "--progress/--no-progress",
     "show_progress",
     default=None,
@@ -199,9 +238,27 @@ def simulate(
     immediate_target: str | None,
     start_arg: str | None,
     exact: bool,
+    peer_model: str | None,
+    whole_gpus: bool,
+    budget: float,
+    queue_arg: str | None,
+    runtime_error: float,
     show_progress: bool | None,
 ) -> None:
     """Replay a workload through burstd's control loop on a simulated cluster."""
+    if peer_model is not None:
+        _peer(
+            trace_arg,
+            nodes_arg,
+            do_compare=do_compare,
+            json_path=json_path,
+            skip_bad_rows=skip_bad_rows,
+            budget=budget,
+            queue=queue_arg,
+            runtime_error=runtime_error,
+            seed=seed,
+        )
+        return
     try:
         text, source = _rules_text(rules_arg)
         ruleset = parse_rules(text, source)
@@ -274,12 +331,7 @@ def simulate(
         doc: dict[str, Any] = {"meta": meta, "policies": {k: v.metrics for k, v in runs.items()}}
         if sweep_rows:
             doc["sweep"] = sweep_rows
-        try:
-            Path(json_path).write_text(
-                json.dumps(doc, indent=2, sort_keys=False) + "\n", encoding="utf-8"
-            )
-        except OSError as e:
-            _fail([f"{json_path}: cannot write: {e.strerror or e}"])
+        _write_json(json_path, doc)
     if report_dir is not None:
         try:
             written = write_report(Path(report_dir), runs, meta, sweep_rows)
@@ -341,3 +393,89 @@ def _print_sweep(rows: list[dict[str, Any]]) -> None:
             f"{r['gpu_wait_mean_s']:,.1f}",
         )
     Console(file=sys.stdout).print(table)
+
+
+def _peer(
+    trace_arg: str | None,
+    nodes_arg: str | None,
+    *,
+    do_compare: bool,
+    json_path: str | None,
+    skip_bad_rows: bool,
+    budget: float,
+    queue: str | None,
+    runtime_error: float,
+    seed: int,
+) -> None:
+    """``--peer-model starburst``: the peer's world (``burstd.sim.starburst``)."""
+    try:
+        nodes, nodes_source = load_nodes(nodes_arg if nodes_arg is not None else "6x8")
+        per_node = homogeneous([n.gpus for n in nodes])
+        if is_synthetic(trace_arg):
+            assert trace_arg is not None
+            trace = generate(parse_synthetic(trace_arg), len(nodes) * per_node)
+        else:
+            trace = load_trace(trace_arg, skip_bad_rows=skip_bad_rows, conversion="starburst")
+    except (TraceError, ClusterError, PeerError) as e:
+        _fail([str(e)])
+        return
+    jobs = Jobs.from_trace(trace)
+    if not len(jobs):
+        _fail([f"{trace.source}: no GPU jobs to simulate"])
+    chosen: tuple[tuple[str, str], ...] = COMPARE_ALL
+    if not do_compare:
+        chosen = (("compute-wait", "out-of-order"),)
+    if queue is not None:
+        chosen = tuple((name, queue) for name, _ in chosen)
+    costs = Budget.of(jobs, budget)
+    began = time.perf_counter()
+    policies = run_peer(
+        jobs,
+        nodes=len(nodes),
+        gpus_per_node=per_node,
+        policies=chosen,
+        budget=costs,
+        runtime_error=runtime_error,
+        seed=seed,
+    )
+    elapsed = time.perf_counter() - began
+    meta: dict[str, Any] = {
+        "peer_model": "starburst",
+        "trace": trace.meta,
+        "nodes": nodes_source,
+        "local_nodes": len(nodes),
+        "local_gpus": len(nodes) * per_node,
+        "whole_gpus": "always in the peer model: a share of a GPU counts as one GPU",
+        "budget": costs.as_dict(),
+        "runtime_error": runtime_error,
+        "seed": seed,
+    }
+    table = Table(
+        title="burstd simulate --peer-model starburst",
+        caption=f"{len(jobs):,} jobs from {trace.meta.get('trace', trace.source)}; "
+        f"{len(nodes)} x {per_node} GPUs ({nodes_source}); budget {budget:g} of the run time",
+    )
+    for col in ("policy", "queue", "cloud GPU-h", "mean wait s", "p99 wait s", "cloud jobs"):
+        table.add_column(col, justify="left" if col in ("policy", "queue") else "right")
+    for name, m in policies.items():
+        table.add_row(
+            name,
+            m["queue"],
+            f"{m['burst_gpu_hours']:,.1f}",
+            f"{m['gpu_wait_mean_s']:,.1f}",
+            f"{m['gpu_wait_p99_s']:,.1f}",
+            f"{m['cloud_jobs']:,}",
+        )
+    Console(file=sys.stdout, width=100).print(table)
+    click.echo(
+        f"simulated {len(jobs):,} jobs x {len(policies)} run(s) in {elapsed:.2f} s", err=True
+    )
+    if json_path is not None:
+        _write_json(json_path, {"meta": meta, "policies": policies})
+
+
+def _write_json(path: str, doc: dict[str, Any]) -> None:
+    try:
+        Path(path).write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    except OSError as e:
+        _fail([f"{path}: cannot write: {e.strerror or e}"])
