@@ -305,6 +305,8 @@ def simulate(
             static_gpus=static_gpus,
             immediate_target=immediate_target,
             progress=bars.bar,
+            budget=budget,
+            runtime_error=runtime_error,
         )
         sweep_rows: list[dict[str, Any]] = []
         for v in sweep_variants:

@@ -94,10 +94,18 @@ class Budget:
 
     @classmethod
     def of(cls, jobs: Jobs, fraction: float = DEFAULT_BUDGET) -> Budget:
-        total = math.fsum(jobs.runtime)
-        compute = math.fsum(g * r for g, r in zip(jobs.gpus, jobs.runtime, strict=True))
-        gpus = sum(jobs.gpus)
-        n = len(jobs)
+        return cls.of_columns(jobs.runtime, jobs.gpus, fraction)
+
+    @classmethod
+    def of_columns(
+        cls, runtime: Sequence[float], gpus_of: Sequence[float], fraction: float = DEFAULT_BUDGET
+    ) -> Budget:
+        """c = b x mean run time; k = b x Σ run time / Σ (GPUs x run time); k' = b x Σ run
+        time / Σ GPUs: each policy's waits add up to b x the total run time."""
+        total = math.fsum(runtime)
+        compute = math.fsum(g * r for g, r in zip(gpus_of, runtime, strict=True))
+        gpus = math.fsum(gpus_of)
+        n = len(runtime)
         return cls(
             fraction=fraction,
             constant_s=fraction * total / n if n else 0.0,

@@ -69,24 +69,38 @@ class Thresholds:
         self.ruleset = ruleset
         self.rules = {r.name: r for r in ruleset.rules}
         self.waits: dict[str, tuple[float, ...]] = {}
+        # Pending triggers whose wait depends on the pod (cost-aware), per rule.
+        self.per_pod: dict[str, tuple[PendingTrigger, ...]] = {}
         self.schedules: list[ScheduleTrigger] = []
         for rule in ruleset.rules:
             waits: set[float] = set()
+            per_pod = []
             for t in rule.triggers:
-                if isinstance(t, PendingTrigger):
+                if isinstance(t, PendingTrigger) and t.cost_aware:
+                    per_pod.append(t)
+                elif isinstance(t, PendingTrigger):
                     waits.add(t.for_s)
                 elif isinstance(t, OldestPendingTrigger):
                     waits.add(t.older_than)
                 elif isinstance(t, ScheduleTrigger):
                     self.schedules.append(t)
             self.waits[rule.name] = tuple(sorted(waits))
+            self.per_pod[rule.name] = tuple(per_pod)
+
+    @property
+    def cost_aware(self) -> bool:
+        """Whether some wait depends on the pod's size and run time, not only on its rule."""
+        return any(self.per_pod.values())
 
     def waits_for(self, pod: Pod) -> tuple[float, ...]:
         """The waits that matter for a pending pod: those of the rule that serves it (the first
-        that matches, as in ``burstd.rules.engine.assign``)."""
+        that matches, as in ``burstd.rules.engine.assign``), cost-aware ones computed for it."""
         for rule in self.ruleset.rules:
             if rule.match.matches(pod):
-                return self.waits[rule.name]
+                per_pod = self.per_pod[rule.name]
+                if not per_pod:
+                    return self.waits[rule.name]
+                return tuple(sorted({*self.waits[rule.name], *(t.wait_for(pod) for t in per_pod)}))
         return ()
 
     def candidates(

@@ -25,6 +25,7 @@ from burstd.model import (
     GPU_RESOURCE,
     MIG_RESOURCE_PREFIX,
     NEVER_EVICT_ANNOTATION,
+    RUNTIME_ANNOTATION,
     UNIT_LABEL,
     GpuRequest,
     Node,
@@ -32,6 +33,7 @@ from burstd.model import (
     PodPhase,
     Taint,
 )
+from burstd.model.durations import parse_duration
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
@@ -253,8 +255,25 @@ def pod_from_raw(obj: Mapping[str, Any]) -> Pod | None:
         priority_class=str(spec.get("priorityClassName") or ""),
         qos=str(status.get("qosClass") or ""),
         pending_since=since if demand else None,
+        declared_runtime=declared_runtime(spec, annotations),
         **common,
     )
+
+
+def declared_runtime(spec: Mapping[str, Any], annotations: Mapping[str, Any]) -> float | None:
+    """The run time a pod declares, for cost-aware waits: the ``RUNTIME_ANNOTATION`` (a
+    duration), else ``activeDeadlineSeconds``; None when neither is there or valid (a bad
+    annotation is ignored, as kubelet ignores what it does not know)."""
+    text = annotations.get(RUNTIME_ANNOTATION)
+    if isinstance(text, str):
+        try:
+            return parse_duration(text)
+        except ValueError:
+            pass
+    deadline = spec.get("activeDeadlineSeconds")
+    if isinstance(deadline, int | float) and not isinstance(deadline, bool) and deadline > 0:
+        return float(deadline)
+    return None
 
 
 def _resources(values: object) -> dict[str, int]:
