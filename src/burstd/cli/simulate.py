@@ -24,10 +24,10 @@ from rich.table import Table
 from burstd.rules.loader import RulesError, load_rules, parse_rules
 from burstd.rules.types import RuleSet
 from burstd.sim.cluster import ClusterError, load_nodes
-from burstd.sim.compare import PolicyRun, Setup, compare, run_one
+from burstd.sim.compare import PolicyRun, Setup, compare
 from burstd.sim.engine import DEFAULT_START_EPOCH, SimConfig
+from burstd.sim.parallel import default_jobs, run_sweep
 from burstd.sim.report import table_rows, write_report
-from burstd.sim.results import METRICS
 from burstd.sim.starburst import (
     COMPARE_ALL,
     DEFAULT_BUDGET,
@@ -170,6 +170,13 @@ class _Bars:
     "rules.interactive.triggers[0].pending.for=0s,2m,10m (repeatable: all combinations).",
 )
 @click.option(
+    "--jobs",
+    "jobs_arg",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes for --sweep runs (default: one per core; 1 runs them here in turn).",
+)
+@click.option(
     "--static-gpus",
     type=click.IntRange(min=0),
     default=None,
@@ -234,6 +241,7 @@ def simulate(
     report_dir: str | None,
     skip_bad_rows: bool,
     sweeps: tuple[str, ...],
+    jobs_arg: int | None,
     static_gpus: int | None,
     immediate_target: str | None,
     start_arg: str | None,
@@ -278,6 +286,8 @@ def simulate(
             trace = generate(parse_synthetic(trace_arg), local_gpus)
         else:
             trace = load_trace(trace_arg, skip_bad_rows=skip_bad_rows)
+        if whole_gpus:
+            trace = trace.whole_gpus()
         parsed_sweeps = [parse_sweep(s) for s in sweeps]
         sweep_variants = list(variants(text, source, parsed_sweeps)) if parsed_sweeps else []
     except (TraceError, ClusterError, SweepError) as e:
@@ -291,6 +301,7 @@ def simulate(
             click.echo(f"  {message}", err=True)
 
     config = SimConfig(seed=seed, start_epoch=_start(start_arg), exact=exact)
+    jobs = jobs_arg if jobs_arg is not None else default_jobs()
     setup = Setup(
         trace=trace, nodes=nodes, ruleset=ruleset, config=config, nodes_source=nodes_source
     )
@@ -308,17 +319,9 @@ def simulate(
             budget=budget,
             runtime_error=runtime_error,
         )
-        sweep_rows: list[dict[str, Any]] = []
-        for v in sweep_variants:
-            run = run_one(setup, "burstd", v.ruleset, progress=bars.bar(v.label[:18]))
-            sweep_rows.append(
-                {
-                    "label": v.label,
-                    "settings": dict(v.settings),
-                    "rules_digest": v.ruleset.digest,
-                    **{m: run.metrics[m] for m in METRICS},
-                }
-            )
+        sweep_rows = run_sweep(
+            setup, sweep_variants, jobs=jobs, progress=bars.bar if jobs == 1 else None
+        )
     elapsed = time.perf_counter() - began
     meta.update(setup.meta)
 
