@@ -382,7 +382,8 @@ def _print_table(runs: dict[str, PolicyRun], meta: dict[str, Any], pods: int) ->
         table.add_column(name, justify="right")
     for row in table_rows(runs, describe=False):
         table.add_row(*row)
-    Console(file=sys.stdout).print(table)
+    # Wide enough for every policy's name, whatever the terminal (or a pipe) says.
+    Console(file=sys.stdout, width=max(100, 30 + 24 * len(runs))).print(table)
 
 
 def _print_sweep(rows: list[dict[str, Any]]) -> None:
