@@ -129,3 +129,24 @@ def test_cloud_only_variant_loads_and_uses_only_the_cloud():
     assert all(
         isinstance(t, PendingTrigger) and t.cost_aware for r in ruleset.rules for t in r.triggers
     )
+
+
+def test_daemon_reads_the_declared_runtime_from_annotation_or_deadline():
+    """The daemon's side of the same wait: the kube converter fills ``declared_runtime``."""
+    from burstd.sources.kube.convert import declared_runtime
+
+    assert declared_runtime({}, {"burstd.io/expected-runtime": "90m"}) == 5400
+    assert declared_runtime({"activeDeadlineSeconds": 600}, {}) == 600
+    assert (
+        declared_runtime({"activeDeadlineSeconds": 600}, {"burstd.io/expected-runtime": "x"}) == 600
+    )
+    assert declared_runtime({}, {}) is None
+
+
+def test_whole_gpus_counts_a_share_as_one_gpu():
+    trace = load_trace(None)
+    whole = trace.whole_gpus()
+    shares = [i for i, m in enumerate(trace.milli) if m]
+    assert shares
+    assert all(whole.gpus[i] == 1 and whole.milli[i] == 0 for i in shares)
+    assert whole.meta["whole_gpus"] == len(shares)
