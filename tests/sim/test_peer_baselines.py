@@ -14,10 +14,12 @@ from burstd.model import GpuRequest, Pod, Snapshot
 from burstd.rules.engine import evaluate
 from burstd.rules.loader import RulesError, parse_rules
 from burstd.rules.types import PendingTrigger
-from burstd.sim.cluster import load_nodes
+from burstd.sim.cluster import load_nodes, parse_spec
 from burstd.sim.compare import Setup, autoscaler_target, peer_baselines, run_one
 from burstd.sim.engine import SimConfig
+from burstd.sim.synthetic import generate, parse_synthetic
 from burstd.sim.trace import load_trace
+from burstd.sources.kube.convert import declared_runtime
 
 
 def _bundled(name: str) -> str:
@@ -133,8 +135,6 @@ def test_cloud_only_variant_loads_and_uses_only_the_cloud():
 
 def test_daemon_reads_the_declared_runtime_from_annotation_or_deadline():
     """The daemon's side of the same wait: the kube converter fills ``declared_runtime``."""
-    from burstd.sources.kube.convert import declared_runtime
-
     assert declared_runtime({}, {"burstd.io/expected-runtime": "90m"}) == 5400
     assert declared_runtime({"activeDeadlineSeconds": 600}, {}) == 600
     assert (
@@ -179,9 +179,6 @@ rules:
 def test_skipping_passes_changes_nothing_with_cost_aware_waits():
     """Per-pod waits are thresholds of their own: the simulator's skipped passes must still
     give exactly the results of running every pass."""
-    from burstd.sim.synthetic import generate, parse_synthetic
-    from tests.sim.helpers import parse_spec
-
     trace = generate(parse_synthetic("synthetic:pods=250,load=1.6,seed=9,median=15m"), 16)
     ruleset = parse_rules(COST_AWARE, "c.yaml")
     runs = []
