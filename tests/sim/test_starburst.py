@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from burstd.cli import main
-from burstd.sim.starburst import Budget, Jobs, PeerError, homogeneous, simulate, waits
+from burstd.sim.starburst import Budget, Jobs, PeerError, homogeneous, run_peer, simulate, waits
 from burstd.sim.trace import load_trace
 
 # policy: (cloud GPU-h, mean wait s, jobs sent to the cloud)
@@ -120,3 +120,21 @@ def test_heterogeneous_nodes_are_refused_clearly():
     assert result.exit_code == 1
     assert "homogeneous" in result.output
     assert "Traceback" not in result.output
+
+
+def test_budget_can_be_swept():
+    trace = load_trace(None, conversion="starburst")
+    jobs = Jobs.from_trace(trace)
+    budgets = [Budget.of(jobs, b) for b in (0.1, 0.25)]
+    out = run_peer(
+        jobs,
+        nodes=6,
+        gpus_per_node=8,
+        policies=[("burst-immediately", "strict"), ("compute-wait", "out-of-order")],
+        budgets=budgets,
+    )
+    assert list(out) == ["burst-immediately", "compute-wait b=0.1", "compute-wait b=0.25"]
+    assert out["compute-wait b=0.25"]["burst_gpu_hours"] == pytest.approx(1727.9, abs=0.05)
+    assert (
+        out["compute-wait b=0.1"]["gpu_wait_mean_s"] < out["compute-wait b=0.25"]["gpu_wait_mean_s"]
+    )

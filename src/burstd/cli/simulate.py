@@ -206,10 +206,11 @@ class _Bars:
 @click.option("--whole-gpus", is_flag=True, help="Count every share of a GPU as one whole GPU.")
 @click.option(
     "--budget",
+    "budgets_arg",
     type=click.FloatRange(min=0.0),
-    default=DEFAULT_BUDGET,
-    show_default=True,
-    help="Waiting budget of the peer's policies: a fraction of the total run time.",
+    multiple=True,
+    help="Waiting budget of the peer's policies, a fraction of the total run time "
+    f"(default {DEFAULT_BUDGET:g}); repeat to sweep it.",
 )
 @click.option(
     "--queue",
@@ -248,12 +249,13 @@ def simulate(
     exact: bool,
     peer_model: str | None,
     whole_gpus: bool,
-    budget: float,
+    budgets_arg: tuple[float, ...],
     queue_arg: str | None,
     runtime_error: float,
     show_progress: bool | None,
 ) -> None:
     """Replay a workload through burstd's control loop on a simulated cluster."""
+    budgets = budgets_arg or (DEFAULT_BUDGET,)
     if peer_model is not None:
         _peer(
             trace_arg,
@@ -261,7 +263,7 @@ def simulate(
             do_compare=do_compare,
             json_path=json_path,
             skip_bad_rows=skip_bad_rows,
-            budget=budget,
+            budgets=budgets,
             queue=queue_arg,
             runtime_error=runtime_error,
             seed=seed,
@@ -316,7 +318,7 @@ def simulate(
             static_gpus=static_gpus,
             immediate_target=immediate_target,
             progress=bars.bar,
-            budget=budget,
+            budgets=budgets,
             runtime_error=runtime_error,
         )
         sweep_rows = run_sweep(
@@ -408,7 +410,7 @@ def _peer(
     do_compare: bool,
     json_path: str | None,
     skip_bad_rows: bool,
-    budget: float,
+    budgets: tuple[float, ...],
     queue: str | None,
     runtime_error: float,
     seed: int,
@@ -433,14 +435,14 @@ def _peer(
         chosen = (("compute-wait", "out-of-order"),)
     if queue is not None:
         chosen = tuple((name, queue) for name, _ in chosen)
-    costs = Budget.of(jobs, budget)
+    costs = [Budget.of(jobs, b) for b in budgets]
     began = time.perf_counter()
     policies = run_peer(
         jobs,
         nodes=len(nodes),
         gpus_per_node=per_node,
         policies=chosen,
-        budget=costs,
+        budgets=costs,
         runtime_error=runtime_error,
         seed=seed,
     )
@@ -452,14 +454,16 @@ def _peer(
         "local_nodes": len(nodes),
         "local_gpus": len(nodes) * per_node,
         "whole_gpus": "always in the peer model: a share of a GPU counts as one GPU",
-        "budget": costs.as_dict(),
+        "budget": costs[0].as_dict(),
+        "budgets": [c.as_dict() for c in costs],
         "runtime_error": runtime_error,
         "seed": seed,
     }
     table = Table(
         title="burstd simulate --peer-model starburst",
         caption=f"{len(jobs):,} jobs from {trace.meta.get('trace', trace.source)}; "
-        f"{len(nodes)} x {per_node} GPUs ({nodes_source}); budget {budget:g} of the run time",
+        f"{len(nodes)} x {per_node} GPUs ({nodes_source}); budget "
+        f"{', '.join(f'{b:g}' for b in budgets)} of the run time",
     )
     for col in ("policy", "queue", "cloud GPU-h", "mean wait s", "p99 wait s", "cloud jobs"):
         table.add_column(col, justify="left" if col in ("policy", "queue") else "right")

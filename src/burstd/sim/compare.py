@@ -46,6 +46,7 @@ from burstd.sim.starburst import (
     DEFAULT_BUDGET,
     DEFAULT_RUNTIME_ERROR,
     Budget,
+    budget_label,
     estimated_runtimes,
 )
 from burstd.sim.trace import Trace
@@ -167,11 +168,11 @@ def compare(
     static_gpus: int | None = None,
     immediate_target: str | None = None,
     progress: Callable[[str], Progress | None] | None = None,
-    budget: float = DEFAULT_BUDGET,
+    budgets: Sequence[float] = (DEFAULT_BUDGET,),
     runtime_error: float = DEFAULT_RUNTIME_ERROR,
 ) -> dict[str, PolicyRun]:
     """Run burstd's rules and, with ``baselines``, the baselines: ``POLICIES`` then
-    ``PEER_BASELINES``, in that order."""
+    ``PEER_BASELINES`` (once per budget, named ``compute-wait b=0.1`` when several)."""
 
     def bar(name: str) -> Progress | None:
         return progress(name) if progress is not None else None
@@ -206,14 +207,15 @@ def compare(
         static_price=priced.price_per_gpu_hour,
         progress=bar("static"),
     )
-    peer = peer_baselines(setup, target, budget=budget, runtime_error=runtime_error)
-    for name, (ruleset, runtimes) in peer.items():
-        runs[name] = run_one(setup, name, ruleset, runtimes=runtimes, progress=bar(name))
-    costs = trace_budget(setup.trace, budget)
+    for fraction in budgets:
+        peer = peer_baselines(setup, target, budget=fraction, runtime_error=runtime_error)
+        for name, (ruleset, runtimes) in peer.items():
+            label = budget_label(name, fraction, len(budgets) > 1)
+            runs[label] = run_one(setup, label, ruleset, runtimes=runtimes, progress=bar(label))
     setup.meta["baselines"] = {
         "peer": {
             "target": target.name,
-            "budget": costs.as_dict(),
+            "budgets": [trace_budget(setup.trace, b).as_dict() for b in budgets],
             "runtime_error": runtime_error,
             "compute-wait": "oracle: every pod declares its trace run time",
             "star-wait": "k' x GPUs; no pulling back of long cloud jobs",

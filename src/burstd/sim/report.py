@@ -182,7 +182,7 @@ def plot_pareto(
                 [run.metrics["burst_cost_usd"]],
                 [run.metrics[metric]],
                 marker="s",
-                color=COLORS.get(name, "black"),
+                color=COLORS.get(name.split(" ", 1)[0], "black"),
                 label=name,
             )
         ax.set_xscale("symlog", linthresh=100)
@@ -270,7 +270,7 @@ def _peer_lines(
     runs: Mapping[str, PolicyRun], sweep_rows: Sequence[Mapping[str, Any]]
 ) -> list[str]:
     """The peer policies' points and the sweep settings that dominate each."""
-    peers = [name for name in PEER_POINTS if name in runs]
+    peers = [name for name in runs if name.split(" ", 1)[0] in PEER_POINTS]
     if not peers:
         return []
     lines = [

@@ -346,20 +346,35 @@ def homogeneous(node_gpus: Sequence[int]) -> int:
     return sizes[0]
 
 
+# Policies whose waits do not depend on the budget.
+BUDGET_FREE = ("no-burst", "burst-immediately")
+
+
+def budget_label(policy: str, fraction: float, several: bool) -> str:
+    """A policy's name, with its budget when several budgets are run (``compute-wait b=0.1``)."""
+    return f"{policy} b={fraction:g}" if several and policy not in BUDGET_FREE else policy
+
+
 def run_peer(
     jobs: Jobs,
     *,
     nodes: int,
     gpus_per_node: int,
     policies: Sequence[tuple[str, str]],
-    budget: Budget,
+    budgets: Sequence[Budget],
     runtime_error: float = DEFAULT_RUNTIME_ERROR,
     seed: int = 0,
 ) -> dict[str, dict[str, Any]]:
-    """Run each (policy, queue) and return their metrics by policy name, in order."""
+    """Run each (policy, queue) once per budget (once if its waits do not depend on it) and
+    return their metrics by name (``budget_label``), in order."""
     out: dict[str, dict[str, Any]] = {}
+    several = len(budgets) > 1
     for policy, queue in policies:
-        w = waits(policy, jobs, budget, runtime_error=runtime_error, seed=seed)
-        o = simulate(jobs, w, nodes=nodes, gpus_per_node=gpus_per_node, queue=queue, policy=policy)
-        out[policy] = summarize(jobs, o, nodes * gpus_per_node)
+        for budget in budgets[:1] if policy in BUDGET_FREE else budgets:
+            w = waits(policy, jobs, budget, runtime_error=runtime_error, seed=seed)
+            o = simulate(
+                jobs, w, nodes=nodes, gpus_per_node=gpus_per_node, queue=queue, policy=policy
+            )
+            metrics = summarize(jobs, o, nodes * gpus_per_node)
+            out[budget_label(policy, budget.fraction, several)] = metrics
     return out
