@@ -14,7 +14,16 @@ import pytest
 from click.testing import CliRunner
 
 from burstd.cli import main
-from burstd.sim.starburst import Budget, Jobs, PeerError, homogeneous, run_peer, simulate, waits
+from burstd.sim.starburst import (
+    Budget,
+    Jobs,
+    PeerError,
+    homogeneous,
+    run_peer,
+    simulate,
+    summarize,
+    waits,
+)
 from burstd.sim.trace import load_trace
 
 # policy: (cloud GPU-h, mean wait s, jobs sent to the cloud)
@@ -138,3 +147,16 @@ def test_budget_can_be_swept():
     assert (
         out["compute-wait b=0.1"]["gpu_wait_mean_s"] < out["compute-wait b=0.25"]["gpu_wait_mean_s"]
     )
+
+
+def test_a_job_larger_than_the_cluster_never_starts_without_a_timeout():
+    jobs = _jobs([(0, 10, 16), (5, 10, 2)])
+    o = simulate(jobs, [math.inf] * 2, nodes=1, gpus_per_node=8, queue="out-of-order", policy="x")
+    assert math.isnan(o.starts[0])
+    assert o.starts[1] == 5
+    m = summarize(jobs, o, 8)
+    assert m["pods_never_started"] == 1
+    assert m["gpu_wait_mean_s"] == (15 - 0) / 2  # counted with its wait until the end (15)
+    out = simulate(jobs, [30.0, 30.0], nodes=1, gpus_per_node=8, queue="strict", policy="x")
+    assert out.cloud == [True, False]  # with a timeout it goes to the cloud
+    assert out.starts == [30, 30]

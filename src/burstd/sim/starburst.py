@@ -158,7 +158,9 @@ def estimated_runtimes(runtimes: Sequence[float], error: float, seed: int) -> li
 
 @dataclass(slots=True)
 class PeerOutcome:
-    """What one run produced: per job its start (on-prem or in the cloud) and where it ran."""
+    """What one run produced: per job its start (on-prem or in the cloud; NaN for a job that
+    never started: larger than the cluster, with no timeout) and where it ran; ``end`` is the
+    last event's time."""
 
     policy: str
     queue: str
@@ -167,6 +169,7 @@ class PeerOutcome:
     node_of: list[int]
     gpu_indices: list[tuple[int, ...]]
     events: int
+    end: float = 0.0
 
 
 class _Nodes:
@@ -287,9 +290,9 @@ def simulate(
             candidates.append(running[0][0])
         if nxt < n:
             candidates.append(arrival[nxt])
-        if timeouts:
+        if timeouts and math.isfinite(timeouts[0][0]):
             candidates.append(timeouts[0][0])
-        if not candidates:
+        if not candidates:  # what is left in the queue never fits and never times out
             break
         t = max(t, min(candidates))
     return PeerOutcome(
@@ -300,6 +303,7 @@ def simulate(
         node_of=node_of,
         gpu_indices=indices,
         events=events,
+        end=t,
     )
 
 
@@ -309,21 +313,24 @@ def summarize(jobs: Jobs, o: PeerOutcome, local_gpus: int) -> dict[str, Any]:
     runtime = np.asarray(jobs.runtime, dtype=np.float64)
     gpus = np.asarray(jobs.gpus, dtype=np.float64)
     start = np.asarray(o.starts, dtype=np.float64)
+    never = np.isnan(start)
     cloud = np.asarray(o.cloud, dtype=bool)
-    wait = start - arrival
+    # A job that never started counts with the wait it had when the run ended.
+    wait = np.where(never, o.end - arrival, start - arrival)
     if wait.size:
         p50, p95, p99 = (float(x) for x in np.percentile(wait, [50, 95, 99]))
-        span = float((start + runtime).max() - arrival.min())
+        finish = np.where(never, o.end, start + runtime)
+        span = float(finish.max() - arrival.min())
     else:
         p50 = p95 = p99 = span = 0.0
-    local_gpu_s = float((gpus * runtime)[~cloud].sum())
+    local_gpu_s = float((gpus * runtime)[~cloud & ~never].sum())
     return {
         "queue": o.queue,
         "gpu_wait_p50_s": round(p50, 3),
         "gpu_wait_p95_s": round(p95, 3),
         "gpu_wait_p99_s": round(p99, 3),
         "gpu_wait_mean_s": round(float(wait.mean()) if wait.size else 0.0, 3),
-        "jct_mean_s": round(float((wait + runtime).mean()) if wait.size else 0.0, 3),
+        "jct_mean_s": round(float((wait + runtime)[~never].mean()) if (~never).any() else 0.0, 3),
         "local_gpu_utilization": round(local_gpu_s / (local_gpus * span), 6)
         if local_gpus and span
         else 0.0,
@@ -331,6 +338,7 @@ def summarize(jobs: Jobs, o: PeerOutcome, local_gpus: int) -> dict[str, Any]:
         "cloud_jobs": int(cloud.sum()),
         "pods": len(jobs),
         "pods_that_waited": int((wait > 0).sum()),
+        "pods_never_started": int(never.sum()),
         "events": o.events,
     }
 
