@@ -93,7 +93,10 @@ def test_sweep_writes_rows_and_pareto(tmp_path):
     assert settings == [("0s", "5m"), ("0s", "30m"), ("10m", "5m"), ("10m", "30m")]
     assert len({r["rules_digest"] for r in doc["sweep"]}) == 4
     assert (report / "pareto.png").stat().st_size > 10_000
-    assert "Pareto" in (report / "report.md").read_text()
+    text = (report / "report.md").read_text()
+    assert "Pareto" in text
+    assert "| compute-wait |" in text  # the peer policies' points, with who dominates them
+    assert "| star-wait |" in text
 
 
 def test_bad_sweep_and_bad_rows(tmp_path):

@@ -177,6 +177,14 @@ def plot_pareto(
             alpha=0.6,
             label="Pareto front",
         )
+        for kind in PEER_POINTS:  # one policy over several budgets: the peer's own curve
+            curve = sorted(
+                (float(run.metrics["burst_cost_usd"]), float(run.metrics[metric]))
+                for name, run in baselines.items()
+                if name.split(" ", 1)[0] == kind
+            )
+            if len(curve) > 1:
+                ax.plot(*zip(*curve, strict=True), ls="--", lw=1, color=COLORS[kind], alpha=0.6)
         for name, run in baselines.items():
             ax.scatter(
                 [run.metrics["burst_cost_usd"]],
