@@ -10,7 +10,8 @@ from importlib import resources
 
 import pytest
 
-from burstd.model import GpuRequest, Pod, Snapshot
+from burstd.model import GpuRequest, Pod, ScaleUp, Snapshot
+from burstd.plan.planner import plan
 from burstd.rules.engine import evaluate
 from burstd.rules.loader import RulesError, parse_rules
 from burstd.rules.types import PendingTrigger
@@ -197,3 +198,27 @@ def test_skipping_passes_changes_nothing_with_cost_aware_waits():
     }
     assert fast.metrics["units_provisioned"] > 0
     assert fast.metrics["control_passes"] < slow.metrics["control_passes"]
+
+
+def test_planner_bursts_only_for_pods_past_their_own_wait():
+    ruleset = parse_rules(
+        """
+version: 1
+targets:
+  cloud: {provider: terraform, gpus_per_unit: 1, max_units: 8}
+rules:
+  - name: all
+    triggers:
+      - pending: {gpus: 1, per_gpu_hour: 1h, default_runtime: 30m}
+    burst: {ladder: [cloud]}
+    cooldown: {scale_up: 0s}
+""",
+        "r.yaml",
+    )
+    pods = (
+        _pod("short", 1, 0, 600),  # waits 10 min
+        _pod("long", 1, 0, 36000),  # waits 10 h
+        _pod("unknown", 1, 0, None),  # waits 30 min (default run time)
+    )
+    ups = [d for d in plan(Snapshot(pods=pods), ruleset, 1800).actions if isinstance(d, ScaleUp)]
+    assert sorted(p for u in ups for p in u.pods) == ["ns/short", "ns/unknown"]
