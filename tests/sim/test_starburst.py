@@ -160,3 +160,11 @@ def test_a_job_larger_than_the_cluster_never_starts_without_a_timeout():
     out = simulate(jobs, [30.0, 30.0], nodes=1, gpus_per_node=8, queue="strict", policy="x")
     assert out.cloud == [True, False]  # with a timeout it goes to the cloud
     assert out.starts == [30, 30]
+
+
+def test_options_of_burstds_world_are_refused_in_the_peer_model():
+    result = CliRunner().invoke(
+        main, ["simulate", "--peer-model", "starburst", "--sweep", "loop.interval=10s,20s"]
+    )
+    assert result.exit_code == 2
+    assert "--sweep: not used by --peer-model starburst" in result.output

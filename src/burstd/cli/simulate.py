@@ -257,6 +257,22 @@ def simulate(
     """Replay a workload through burstd's control loop on a simulated cluster."""
     budgets = budgets_arg or (DEFAULT_BUDGET,)
     if peer_model is not None:
+        unused = [
+            flag
+            for flag, given in (
+                ("--rules", rules_arg is not None),
+                ("--sweep", bool(sweeps)),
+                ("--report", report_dir is not None),
+                ("--static-gpus", static_gpus is not None),
+                ("--immediate-target", immediate_target is not None),
+                ("--exact", exact),
+            )
+            if given
+        ]
+        if unused:
+            raise click.UsageError(
+                f"{', '.join(unused)}: not used by --peer-model {peer_model} (burstd's world only)"
+            )
         _peer(
             trace_arg,
             nodes_arg,
