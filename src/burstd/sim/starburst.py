@@ -18,6 +18,10 @@ Events are handled as the peer does: time jumps to the next job arrival, job com
 queue timeout; at each instant completions first, then timeouts (a job whose timeout is now goes
 to the cloud), then arrivals join the queue, then the queue is scheduled in order. A job
 arriving with w(j) = 0 that does not fit goes to the cloud at the same instant, with no wait.
+Timeouts being events matters with a strict queue: when its blocked head leaves, the jobs behind
+it may start at that moment. The peer's reference numbers (tests/sim/test_starburst.py) hold
+only this way; looking at timeouts only at arrivals and completions gives other constant-wait
+numbers.
 
 Waiting policies (w(j), seconds), with the budget b set the peer's way, as a fraction of the
 total run time the jobs may spend waiting:
