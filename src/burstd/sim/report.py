@@ -251,12 +251,12 @@ def write_report(
     if sweep_rows:
         lines += ["", "## Sweep: cost against wait", "", "![Pareto](pareto.png)", ""]
         lines += [
-            "| setting | burst cost (USD) | mean wait (s) | p95 wait (s) | p99 wait (s) |",
-            "| --- | ---: | ---: | ---: | ---: |",
+            "| # | setting | burst cost (USD) | mean wait (s) | p95 wait (s) | p99 wait (s) |",
+            "| ---: | --- | ---: | ---: | ---: | ---: |",
         ]
-        for point in sweep_rows:
+        for n, point in enumerate(sweep_rows, start=1):
             lines.append(
-                f"| {point['label']} | {point['burst_cost_usd']:,.2f} | "
+                f"| {n} | {point['label']} | {point['burst_cost_usd']:,.2f} | "
                 f"{point['gpu_wait_mean_s']:,.1f} | "
                 f"{point['gpu_wait_p95_s']:,.1f} | {point['gpu_wait_p99_s']:,.1f} |"
             )
@@ -286,12 +286,12 @@ def _peer_lines(
         "Starburst's policies on the same axes (dominated: lower or equal cost and mean wait, "
         "one strictly):",
         "",
-        "| peer policy | burst cost (USD) | mean wait (s) | p99 wait (s) | dominated by |",
+        "| peer policy | burst cost (USD) | mean wait (s) | p99 wait (s) | dominated by (#) |",
         "| --- | ---: | ---: | ---: | --- |",
     ]
     for name in peers:
         m = runs[name].metrics
-        by = [str(r["label"]) for r in sweep_rows if _dominates(r, m)]
+        by = [f"#{n}" for n, r in enumerate(sweep_rows, start=1) if _dominates(r, m)]
         lines.append(
             f"| {name} | {m['burst_cost_usd']:,.2f} | {m['gpu_wait_mean_s']:,.1f} | "
             f"{m['gpu_wait_p99_s']:,.1f} | {', '.join(by) or 'no sweep point'} |"
