@@ -228,7 +228,9 @@ def _plan_rule(
             )
             left = still
 
-    # 3. Burst for the rest.
+    # 3. Burst for the rest (with a cost-aware wait, for the pods that waited theirs).
+    if view.fired and view.burstable is not None:
+        left = [p for p in left if p.key in view.burstable]
     floor_gpus = _floor_deficit(rule, units, view) if view.fired else 0
     if left or floor_gpus:
         if not view.fired:

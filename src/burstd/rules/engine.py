@@ -50,6 +50,9 @@ class RuleView:
     rule: Rule
     demand: tuple[Pod, ...]
     triggers: tuple[TriggerResult, ...]
+    # Keys of the pods a burst may be for, when only cost-aware pending triggers fired: the
+    # pods that waited their own wait. None: all of ``demand``.
+    burstable: frozenset[str] | None = None
 
     @property
     def fired(self) -> bool:
@@ -89,8 +92,30 @@ def evaluate(snapshot: Snapshot, ruleset: RuleSet, now: float) -> tuple[RuleView
     for rule in ruleset.rules:
         pods = tuple(served[rule.name])
         results = tuple(check(t, pods, snapshot, now) for t in rule.triggers)
-        views.append(RuleView(rule=rule, demand=pods, triggers=results))
+        views.append(
+            RuleView(
+                rule=rule,
+                demand=pods,
+                triggers=results,
+                burstable=_burstable(rule.triggers, results, pods, now),
+            )
+        )
     return tuple(views)
+
+
+def _burstable(
+    triggers: Sequence[Trigger], results: Sequence[TriggerResult], pods: Sequence[Pod], now: float
+) -> frozenset[str] | None:
+    """Pods a burst may be for: with only cost-aware pending triggers fired, each pod goes out
+    once it waited its own wait (as Starburst sends each job at its own timeout)."""
+    fired = [t for t, r in zip(triggers, results, strict=True) if r.fired]
+    if not fired or not all(isinstance(t, PendingTrigger) and t.cost_aware for t in fired):
+        return None
+    return frozenset(
+        p.key
+        for p in pods
+        if any(p.waiting_for(now) >= t.wait_for(p) for t in fired if isinstance(t, PendingTrigger))
+    )
 
 
 def check(trigger: Trigger, demand: Sequence[Pod], snapshot: Snapshot, now: float) -> TriggerResult:
@@ -109,11 +134,14 @@ def check(trigger: Trigger, demand: Sequence[Pod], snapshot: Snapshot, now: floa
 
 
 def _pending(t: PendingTrigger, demand: Sequence[Pod], now: float) -> TriggerResult:
-    waited = [p for p in demand if p.waiting_for(now) >= t.for_s]
+    waited = [p for p in demand if p.waiting_for(now) >= t.wait_for(p)]
     gpus = sum(p.gpu.gpu_equivalent for p in waited)
-    span = f" for {format_duration(t.for_s)}" if t.for_s else ""
+    if t.cost_aware:
+        span = " for their cost-aware wait"
+    else:
+        span = f" for {format_duration(t.for_s)}" if t.for_s else ""
     what = f"{gpus:g} GPU(s) pending{span} ({len(waited)} pod(s)), threshold {t.gpus:g}"
-    later = (_since(p) + t.for_s for p in demand)
+    later = (_since(p) + t.wait_for(p) for p in demand)
     return TriggerResult(
         fired=bool(waited) and gpus + 1e-9 >= t.gpus,
         reason=what,

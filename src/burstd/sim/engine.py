@@ -28,7 +28,7 @@ marked unschedulable, a pod leaving a burst unit's node, a unit's node appearing
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from heapq import heappop, heappush
@@ -165,8 +165,11 @@ class Simulation(SimWorld):
         reachable: Iterable[Target] | None = None,
         checker: Checker | None = None,
         progress: Progress | None = None,
+        runtimes: Sequence[float] | None = None,
     ) -> None:
         self.trace = trace
+        # The run time each pod declares (Pod.declared_runtime), by trace index; None: none do.
+        self.runtimes = runtimes
         self.policy = policy
         self.config = config
         self.ruleset = ruleset
@@ -364,6 +367,7 @@ class Simulation(SimWorld):
             qos=prof.qos,
             created_at=pod.arrival,
             pending_since=pod.pending_since,
+            declared_runtime=None if self.runtimes is None else self.runtimes[pod.index],
         )
 
     def _can_ever_fit(self, pod: SimPod) -> bool:
