@@ -113,6 +113,7 @@ def liqo_rules_yaml(
     ready_deadline: str = "1m",
     gpus_per_unit: int = 4,
     max_units: int = 3,
+    rule: str = "burst",
 ) -> str:
     """A rules file: a Liqo target (and optionally a kwok one) for one namespace."""
     kwok_target = (
@@ -147,7 +148,7 @@ targets:
     ready_deadline: {ready_deadline}
     backoff: 30s{kwok_target}
 rules:
-  - name: burst
+  - name: {rule}
     match: {{namespaces: [{namespace}]}}
     triggers:
       - pending: {{gpus: 1}}

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from burstd.model import ScaleUp
-from burstd.providers.base import CapacityError, ProviderError, UnitSpec
+from burstd.providers.base import CapacityError, NotReadyError, ProviderError, UnitSpec
 from tests.conftest import MANAGED
 from tests.integration import liqo
 from tests.integration.kube import (
@@ -311,7 +311,7 @@ async def test_the_donor_taking_its_gpus_back_denies_new_slices_only(
     await provider.delete(unit.id, unit.node)
 
 
-def _spec(target: str, uid: str) -> UnitSpec:
+def _spec(target: str, uid: str, deadline: float = 60) -> UnitSpec:
     unit = f"{target}-{uid}"
     return UnitSpec(
         id=unit,
@@ -319,5 +319,30 @@ def _spec(target: str, uid: str) -> UnitSpec:
         rule="r",
         gpus=4,
         labels={"app.kubernetes.io/managed-by": "burstd", "burstd.io/unit": unit},
-        ready_deadline=60,
+        ready_deadline=deadline,
     )
+
+
+async def test_a_slow_donor_is_waited_for_within_the_deadline(
+    kube: Kube, donor: Path, target: str, kubeconfig: Path
+) -> None:
+    provider = liqo.provider(kube, target)
+    async with liqo.faults(kubeconfig, accept_delay=2):
+        unit = await provider.create(_spec(target, "s1"))
+    try:
+        assert unit.ready
+        (rs,) = await liqo.slices(kube, f"burstd.io/target={target}")
+        assert rs["status"]["resources"][GPU] == "4"
+    finally:
+        await provider.delete(unit.id, unit.node)
+
+
+async def test_a_dead_virtual_kubelet_is_not_ready_and_rolled_back(
+    kube: Kube, donor: Path, target: str, kubeconfig: Path
+) -> None:
+    provider = liqo.provider(kube, target)
+    async with liqo.faults(kubeconfig, kubelet_dead=True):
+        with pytest.raises(NotReadyError, match="not Ready"):
+            await provider.create(_spec(target, "k1", deadline=4))
+    assert not await liqo.slices(kube, f"burstd.io/target={target}")
+    assert not await kube.nodes(f"burstd.io/target={target}")
