@@ -617,10 +617,24 @@ class Emulator:
                 "resourceQuota": {"hard": granted},
             },
         }
-        await c.ensure(
-            c.custom.create_namespaced_custom_object, *OFFLOADING, ns, "virtualnodes", vn
-        )
         if node is None:
+            await c.ensure(
+                c.custom.create_namespaced_custom_object, *OFFLOADING, ns, "virtualnodes", vn
+            )
+            t = now_iso()
+            running = [
+                {"type": kind, "status": "Running", "lastTransitionTime": t}
+                for kind in ("VirtualKubelet", "Node")
+            ]
+            vn_status = {"status": {"effectiveCreateNode": True, "conditions": running}}
+            await c.merge(
+                c.custom.patch_namespaced_custom_object_status,
+                *OFFLOADING,
+                ns,
+                "virtualnodes",
+                name,
+                vn_status,
+            )
             capacity = {**DEFAULT_NODE, **{k: str(v) for k, v in granted.items()}}
             annotations = {}
             if self.faults.no_gpus:
