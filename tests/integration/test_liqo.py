@@ -346,3 +346,29 @@ async def test_a_dead_virtual_kubelet_is_not_ready_and_rolled_back(
             await provider.create(_spec(target, "k1", deadline=4))
     assert not await liqo.slices(kube, f"burstd.io/target={target}")
     assert not await kube.nodes(f"burstd.io/target={target}")
+
+
+async def test_a_donor_without_peering_never_blocks_another(
+    kube: Kube, donor: Path, offloaded: str, target: str, kubeconfig: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "rules.yaml"
+    ghost = f"{target}k"  # named so the fixture's cleanup covers it
+    rules = liqo.liqo_rules_yaml(namespace=offloaded, donor=target, ladder=[ghost, target])
+    # A second Liqo target whose donor was never peered, first on the ladder.
+    ghost_target = rules.split("targets:\n", 1)[1].split("rules:\n", 1)[0]
+    ghost_target = ghost_target.replace(f"  {target}:", f"  {ghost}:", 1)
+    ghost_target = ghost_target.replace("remote_cluster_id: donor", "remote_cluster_id: nowhere")
+    config.write_text(rules.replace("rules:\n", ghost_target + "rules:\n", 1))
+    async with burstd_in_process(config, kubeconfig) as app:
+        await kube.create_pod(offloaded, "work", gpus=4)
+
+        async def one_running() -> list[dict[str, Any]] | None:
+            return await running_on(kube, offloaded, 1)
+
+        (pod,) = await eventually(one_running, within=90, what="the pod Running")
+        (node,) = await kube.nodes(f"burstd.io/target={target}")
+        assert node_of(pod) == name_of(node)
+        ups = scale_ups(app)
+        assert [d.target for d in ups] == [ghost, target]
+        assert "no peering with donor 'nowhere'" in ups[1].reason
+        assert not await liqo.slices(kube, f"burstd.io/target={ghost}")
