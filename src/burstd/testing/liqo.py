@@ -214,6 +214,32 @@ async def set_faults(consumer: Cluster, **faults: object) -> None:
         await consumer.call(consumer.core.create_namespaced_config_map, ns, body)
 
 
+def free_gpus(
+    nodes: list[dict[str, Any]], pods: list[dict[str, Any]], slices: list[dict[str, Any]]
+) -> int:
+    """The donor's GPUs a new slice may have: its Ready nodes' allocatable GPUs, less what its
+    own bound, unfinished pods ask (reflections count against their slice), less what accepted
+    slices were granted."""
+    total = sum(
+        _gpus((n.get("status") or {}).get("allocatable", {}).get(GPU_RESOURCE, 0))
+        for n in nodes
+        if _condition(n, "Ready").get("status") == "True"
+    )
+    local = sum(
+        _pod_gpus(p)
+        for p in pods
+        if (p.get("spec") or {}).get("nodeName")
+        and not _finished(p)
+        and ORIGIN_LABEL not in (p["metadata"].get("labels") or {})
+    )
+    granted = sum(
+        _gpus(((rs.get("status") or {}).get("resources") or {}).get(GPU_RESOURCE, 0))
+        for rs in slices
+        if _condition(rs, "Resources").get("status") == "Accepted"
+    )
+    return total - local - granted
+
+
 class Emulator:
     """The emulator between two clusters; ``run`` until cancelled."""
 
@@ -480,35 +506,13 @@ class Emulator:
             n["metadata"]["name"]: n
             for n in await c.items(c.core.list_node, label_selector="liqo.io/type=virtual-node")
         }
-        free = self._free_gpus(donor_nodes, donor_pods, slices)
+        free = free_gpus(donor_nodes, donor_pods, slices)
         for rs in sorted(slices, key=lambda x: x["metadata"].get("creationTimestamp", "")):
             try:
                 free -= await self._slice(rs, nodes.get(rs["metadata"]["name"]), free)
             except HttpError as e:
                 log.warning("slice %s: %s", rs["metadata"]["name"], e)
         await self._pods(set(nodes), donor_pods)
-
-    def _free_gpus(
-        self, nodes: list[dict[str, Any]], pods: list[dict[str, Any]], slices: list[dict[str, Any]]
-    ) -> int:
-        total = sum(
-            _gpus((n.get("status") or {}).get("allocatable", {}).get(GPU_RESOURCE, 0))
-            for n in nodes
-            if _condition(n, "Ready").get("status") == "True"
-        )
-        local = sum(
-            _pod_gpus(p)
-            for p in pods
-            if (p.get("spec") or {}).get("nodeName")
-            and not _finished(p)
-            and ORIGIN_LABEL not in (p["metadata"].get("labels") or {})
-        )
-        granted = sum(
-            _gpus(((rs.get("status") or {}).get("resources") or {}).get(GPU_RESOURCE, 0))
-            for rs in slices
-            if _condition(rs, "Resources").get("status") == "Accepted"
-        )
-        return total - local - granted
 
     async def _slice(self, rs: dict[str, Any], node: dict[str, Any] | None, free: int) -> int:
         """Move one slice on; answer the GPUs it newly takes from ``free``."""

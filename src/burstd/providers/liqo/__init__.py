@@ -18,6 +18,7 @@ from burstd.providers.base import ProviderKind, UnitShape, unit_labels
 
 # Liqo's own names (Liqo v1.x: pkg/consts and the virtual kubelet's node forge).
 REMOTE_CLUSTER_ID_LABEL = "liqo.io/remote-cluster-id"
+REMOTE_ID_LABEL = "liqo.io/remoteID"
 NODE_TYPE_LABEL = "liqo.io/type"
 NODE_TYPE_VIRTUAL = "virtual-node"
 REPLICATION_LABEL = "liqo.io/replication"

@@ -23,8 +23,9 @@ What this provider adds to that:
   caller believes; once the slice is gone it waits for the ``VirtualNode`` and the ``Node`` to
   go, and deletes a Node the virtual kubelet left behind (Liqo's does not delete its Node when
   it dies).
-* **Ownership**: the slice carries burstd's labels (found again by ``list_units``) plus Liqo's
-  (``liqo.io/remote-cluster-id``, ``liqo.io/replication``, annotation
+* **Ownership**: the slice carries burstd's labels (found again by ``list_units``) plus those
+  ``liqoctl create resourceslice`` sets (``liqo.io/remote-cluster-id``, ``liqo.io/remoteID``,
+  ``liqo.io/replication``, annotation
   ``liqo.io/create-virtual-node``); Liqo does not copy a slice's labels to its Node, so the
   provider labels the Node itself once it appears (burstd's watch knows a unit's node by them).
 """
@@ -66,6 +67,7 @@ from burstd.providers.liqo import (
     CREATE_VIRTUAL_NODE_ANNOTATION,
     DEFAULT_CLASS,
     REMOTE_CLUSTER_ID_LABEL,
+    REMOTE_ID_LABEL,
     REPLICATION_LABEL,
     node_labels,
     resources,
@@ -319,6 +321,7 @@ class LiqoProvider:
             **spec.labels,
             PROVIDER_LABEL: "liqo",
             REMOTE_CLUSTER_ID_LABEL: self.remote,
+            REMOTE_ID_LABEL: self.remote,
             REPLICATION_LABEL: "true",
         }
         annotations = {
