@@ -14,8 +14,10 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from kubernetes_asyncio import client
 
 from tests.integration.kube import TESTENV, Kube
 
@@ -63,4 +65,19 @@ def donor(kubeconfig: Path) -> Path:
     )
     if up.returncode != 0:
         pytest.fail(f"kube-testenv up --donor failed ({up.returncode}):\n{up.stderr[-3000:]}")
+    asyncio.run(_prepare_donor(kubeconfig))
     return kubeconfig.parent / "donor" / "kubeconfig"
+
+
+async def _prepare_donor(kubeconfig: Path) -> None:
+    # Slices an interrupted session left (with BURSTD_TESTENV_KEEP) would hold donor GPUs.
+    async with Kube(kubeconfig) as k:
+        custom: Any = client.CustomObjectsApi(k.api)
+        await k.raw(
+            custom.delete_collection_namespaced_custom_object,
+            "authentication.liqo.io",
+            "v1beta1",
+            "liqo-tenant-donor",
+            "resourceslices",
+            label_selector=MANAGED,
+        )

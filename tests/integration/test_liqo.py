@@ -301,6 +301,14 @@ async def test_the_donor_taking_its_gpus_back_denies_new_slices_only(
             assert [u.id for u in await provider.list_units() if u.ready] == [unit.id]
             assert not await liqo.evictions(kube, offloaded)
         finally:
+            # Give the donor its GPUs back before the next test asks for them.
+            for i in range(3):
+                await d.delete_pod(ns, f"own-{i}")
+
+            async def own_gone() -> bool:
+                return not await d.pods(ns)
+
+            await eventually(own_gone, within=30, what="the donor's own pods gone")
             await d.delete_namespace(ns)
     await kube.delete_pod(offloaded, "kept")
 

@@ -252,6 +252,7 @@ class Emulator:
         self.ready = asyncio.Event()
         self._beats: dict[str, float] = {}
         self._answered_at: dict[str, float] = {}
+        self._not_offloaded: dict[str, float] = {}
 
     # Setup ------------------------------------------------------------------------------
 
@@ -427,8 +428,10 @@ class Emulator:
         pod = req.get("object") or {}
         answer: dict[str, Any] = {"uid": uid, "allowed": True}
         ns = str(req.get("namespace") or "")
-        if ns and ns not in self.offloaded:
+        checked = self._not_offloaded.get(ns, 0.0)
+        if ns and ns not in self.offloaded and time.monotonic() - checked > 1.0:
             # The loop's view may be a tick old: a namespace offloaded just now counts.
+            self._not_offloaded[ns] = time.monotonic()
             c = self.consumer
             found = await c.get(
                 c.custom.get_namespaced_custom_object,
