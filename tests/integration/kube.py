@@ -264,6 +264,7 @@ async def burstd_in_process(config: Path, kubeconfig: Path) -> AsyncIterator[App
         watch=WatchSettings(backoff_base=0.2, backoff_max=1.0),
         retry=RetryPolicy(base=0.2, max_delay=2.0),
         adopt_retry=0.5,
+        memory="none",
     )
     app = App(settings)
     task = asyncio.create_task(app.run(), name="burstd")
