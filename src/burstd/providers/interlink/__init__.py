@@ -17,13 +17,14 @@ it; ``provider.py`` is the implementation.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from burstd.model import NodeTemplate, Taint
 from burstd.model.params import Param, ParamSchema, ParamType
 from burstd.model.quantity import base_units
+from burstd.providers import kwok
 from burstd.providers.base import ProviderKind, UnitShape, unit_labels
-from burstd.providers.kwok import TAINT_EFFECTS
 
 TAINT = Taint(key="virtual-node.interlink/no-schedule", value="true", effect="NoSchedule")
 """The taint every InterLink virtual node carries: only pods that tolerate it land there."""
@@ -67,23 +68,9 @@ PARAMS: ParamSchema = {
         doc="more labels the site's virtual kubelet puts on its nodes (its NodeLabels)",
         item=_TEXT,
     ),
-    "taints": Param(
-        type=ParamType.LIST,
+    "taints": replace(
+        kwok.PARAMS["node_template"].fields["taints"],
         doc="more taints the site's virtual kubelet puts on its nodes (its NodeTaints)",
-        item=Param(
-            type=ParamType.MAPPING,
-            doc="a taint",
-            fields={
-                "key": Param(type=ParamType.STRING, doc="taint key", required=True),
-                "value": Param(type=ParamType.STRING, doc="taint value", default=""),
-                "effect": Param(
-                    type=ParamType.STRING,
-                    doc="taint effect",
-                    choices=TAINT_EFFECTS,
-                    default="NoSchedule",
-                ),
-            },
-        ),
     ),
     "cpu": Param(type=ParamType.QUANTITY, doc="the site's cpu capacity (InterLink default 100)"),
     "memory": Param(type=ParamType.QUANTITY, doc="its memory (InterLink default 3000G)"),
@@ -121,12 +108,7 @@ def slots(params: Mapping[str, Any]) -> list[tuple[str, str | None]]:
 
 def taints(params: Mapping[str, Any]) -> tuple[Taint, ...]:
     """InterLink's taint, then the site's own."""
-    extra = (
-        Taint(key=str(t["key"]), value=str(t.get("value", "")), effect=str(t.get("effect")))
-        for t in params.get("taints") or ()
-        if isinstance(t, Mapping) and "key" in t
-    )
-    return (TAINT, *extra)
+    return (TAINT, *kwok.taints(params))
 
 
 def node(shape: UnitShape, params: Mapping[str, Any]) -> NodeTemplate:
