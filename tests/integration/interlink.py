@@ -116,9 +116,17 @@ async def create_hpc_job(
     await kube.raw(kube.batch.create_namespaced_job, namespace, body)
 
 
-async def replicas(kube: Kube, namespace: str, name: str) -> int:
+async def deployment(kube: Kube, n: SiteNode) -> dict[str, Any]:
+    """The Deployment of the virtual kubelet of ``n``."""
+    assert n.deployment is not None
+    namespace, name = n.deployment
     apps: Any = client.AppsV1Api(kube.api)
-    d = await kube.raw(apps.read_namespaced_deployment, name, namespace)
+    d: dict[str, Any] = await kube.raw(apps.read_namespaced_deployment, name, namespace)
+    return d
+
+
+async def replicas(kube: Kube, n: SiteNode) -> int:
+    d = await deployment(kube, n)
     return int((d.get("spec") or {}).get("replicas") or 0)
 
 
