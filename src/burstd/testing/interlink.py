@@ -238,6 +238,7 @@ class Emulator:
         """Set the site up (Deployments with 0 replicas, the site's own nodes), then step
         every node every ``tick`` until cancelled. An API error skips one step."""
         await self.setup()
+        log.info("site up: %d virtual node(s)", len(self.site.nodes))
         while True:
             await self.step()
             await self._sleep(self.site.tick)
