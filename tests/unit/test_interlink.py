@@ -116,6 +116,23 @@ def test_validate_and_the_example_warn_of_the_taint() -> None:
     assert "warning" not in plain.output
 
 
+def test_explain_warns_too() -> None:
+    out = CliRunner().invoke(
+        main,
+        [
+            "explain",
+            "--rules",
+            str(REPO / "examples" / "university.yaml"),
+            "--snapshot",
+            str(REPO / "examples" / "snapshots" / "peak.json"),
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    assert out.output.startswith(
+        "warning: rule 'research' bursts to InterLink target 'hpc-leonardo'"
+    )
+
+
 async def test_the_provider_never_evicts_hpc_jobs() -> None:
     provider = InterLinkProvider(object(), "hpc", {"nodes": [{"node": "hpc-1"}]})
     with pytest.raises(NotImplementedError, match="HPC jobs"):
