@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from burstd.cli import main
 from burstd.model import Abandon, ScaleUp
-from burstd.providers.base import UnitSpec
+from burstd.providers.base import NotReadyError, UnitSpec
 from burstd.providers.interlink.provider import InterLinkProvider
 from burstd.testing.interlink import FAULT_ANNOTATION
 from tests.integration.interlink import (
@@ -330,3 +330,22 @@ async def test_killed_mid_enable_and_mid_drain_adopts_and_completes(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+async def test_a_site_node_stuck_not_ready_is_cordoned_again_past_the_deadline(
+    kube: Kube, namespace: str, target: str
+) -> None:
+    s = site(target, namespace, static=1, scaled=0, fault="notready")
+    (static,) = s.nodes
+    async with emulated(kube, s):
+        provider = InterLinkProvider(
+            kube.api, target, {"nodes": params_nodes(s), "poll_interval": 0.1}
+        )
+        spec = UnitSpec(id=f"{target}-1", target=target, rule="r", gpus=4, ready_deadline=2)
+        with pytest.raises(NotReadyError, match="not Ready"):
+            await provider.create(spec)
+        node = await node_or_none(kube, static.node)
+        assert node is not None
+        assert node["spec"].get("unschedulable")
+        assert "burstd.io/unit" not in node["metadata"]["labels"]
+        assert not await provider.list_units()
