@@ -240,7 +240,7 @@ async def test_connectivity_condition_false_keeps_an_enabled_node_from_counting_
             kube.api, target, {"nodes": params_nodes(s), "poll_interval": 0.1}
         )
         unit = await provider.create(
-            UnitSpec(id=f"{target}-1", target=target, rule="r", gpus=4, ready_deadline=30)
+            UnitSpec(id=f"{target}-1", target=target, rule="r", gpus=4, ready_deadline=60)
         )
         assert unit.ready
         await kube.raw(
@@ -253,7 +253,7 @@ async def test_connectivity_condition_false_keeps_an_enabled_node_from_counting_
             (seen,) = await provider.list_units()
             return not seen.ready
 
-        await eventually(unready, within=10, what="the unit reported not ready")
+        await eventually(unready, within=30, what="the unit reported not ready")
         await provider.delete(unit.id, unit.node)
         node = await node_or_none(kube, static.node)
         assert node is not None, "a site's own node is cordoned, never deleted"
