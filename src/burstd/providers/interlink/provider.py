@@ -77,6 +77,7 @@ _OWN_ANNOTATIONS = (
     ENABLED_ANNOTATION,
     CORDONED_ANNOTATION,
 )
+_CLAIM_TRIES = 8
 _STARTUP_TAINTS = frozenset({"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})
 
 
@@ -287,23 +288,42 @@ class InterLinkProvider:
                 if seen.unit is None and self._free(seen):
                     free.append(seen)
             for seen in free:
-                try:
-                    await self._enable(seen, spec)
-                except ApiError as e:
-                    if e.status in (404, 409):
-                        continue  # changed or gone since it was read: try the next one
-                    raise
-                log.info(
-                    "unit %s: enabled %s",
-                    spec.id,
-                    seen.slot,
-                    extra={"event": "interlink_enabled", "unit": spec.id, "node": seen.slot.node},
-                )
-                return await self._see(seen.slot)
+                claimed = await self._try_claim(seen, spec)
+                if claimed is not None:
+                    log.info(
+                        "unit %s: enabled %s",
+                        spec.id,
+                        seen.slot,
+                        extra={
+                            "event": "interlink_enabled",
+                            "unit": spec.id,
+                            "node": seen.slot.node,
+                        },
+                    )
+                    return claimed
         raise CapacityError(
             f"every virtual node of target {self.target} is in use or missing "
             f"({', '.join(s.node for s in self.slots) or 'params.nodes is empty'})"
         )
+
+    async def _try_claim(self, seen: _Seen, spec: UnitSpec) -> _Seen | None:
+        """Write ``spec``'s unit on a free slot; ``None`` if it was taken or went away. A
+        conflict is retried on a fresh read: the virtual kubelet's own status heartbeats
+        change the Node's resourceVersion too."""
+        for _ in range(_CLAIM_TRIES):
+            try:
+                await self._enable(seen, spec)
+            except ApiError as e:
+                if e.status not in (404, 409):
+                    raise
+                seen = await self._see(seen.slot)
+                if seen.unit == spec.id:
+                    return seen
+                if e.status == 404 or seen.unit is not None or not self._free(seen):
+                    return None
+                continue
+            return await self._see(seen.slot)
+        return None
 
     @staticmethod
     def _free(seen: _Seen) -> bool:
