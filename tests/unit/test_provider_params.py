@@ -136,7 +136,7 @@ def test_the_node_template_is_what_the_provider_describes() -> None:
 
 def test_kinds_not_declaring_params_pass_them_through(monkeypatch: pytest.MonkeyPatch) -> None:
     free = ProviderKind(name="kwok", doc="a kind with no schema", params=None, node=bare_node)
-    monkeypatch.setitem(registry.KINDS, "kwok", free)  # type: ignore[index]
+    monkeypatch.setitem(registry.KINDS, "kwok", free)
     ruleset = parse_rules(TEMPLATE.format(params="      anything: [1]"), "r.yaml")
     assert ruleset.targets["k"].params == {"anything": [1]}
 
