@@ -1,8 +1,9 @@
 """One contract suite over every provider (providers/base.py says what each method promises).
 
-The fake runs always; the kwok provider runs against the real control plane (marker
-``integration``). The same assertions hold for the fake the simulator and tests lean on and for
-the providers users run; a new provider joins by adding a case to ``factory``.
+The fake runs always; the kwok and Terraform providers run against the real control plane
+(marker ``integration``), the Terraform one with both CLIs (terraform and OpenTofu) on the
+kwok-pool rehearsal module. The same assertions hold for the fake the simulator and tests lean
+on and for the providers users run; a new provider joins by adding a case to ``factory``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from burstd.model import MANAGED_BY, MANAGED_BY_LABEL, UNIT_LABEL
 from burstd.providers.base import CapacityError, Provider, UnitSpec
 from burstd.providers.fake import FakeProvider
 from burstd.providers.kwok.provider import KwokProvider
+from burstd.providers.terraform.provider import TerraformProvider
 from tests.conftest import MANAGED
+from tests.integration import terraform
 from tests.integration.kube import Kube
 
 TARGET = f"contract{secrets.token_hex(3)}"
@@ -42,15 +45,32 @@ def kwok_provider(kubeconfig: Path) -> ProviderFactory:
     return make
 
 
+def terraform_provider(kubeconfig: Path, workdir: Path, cli: str) -> ProviderFactory:
+    @asynccontextmanager
+    async def make() -> AsyncIterator[Provider]:
+        async with Kube(kubeconfig) as kube:
+            params = terraform.params(kubeconfig, workdir, cli)
+            try:
+                yield TerraformProvider(kube.api, TARGET, params)
+            finally:
+                await kube.delete_nodes(f"{MANAGED},burstd.io/target={TARGET}")
+
+    return make
+
+
 @pytest.fixture(
     params=[
         pytest.param("fake", id="fake"),
         pytest.param("kwok", id="kwok", marks=pytest.mark.integration),
+        *(pytest.param(cli, id=cli, marks=pytest.mark.integration) for cli in terraform.CLIS),
     ]
 )
-def factory(request: pytest.FixtureRequest) -> ProviderFactory:
+def factory(request: pytest.FixtureRequest, tmp_path: Path) -> ProviderFactory:
     if request.param == "kwok":
         return kwok_provider(request.getfixturevalue("kubeconfig"))
+    if request.param in terraform.CLIS:
+        kubeconfig = request.getfixturevalue("kubeconfig")
+        return terraform_provider(kubeconfig, tmp_path / "workdir", request.param)
     return fake_provider
 
 
