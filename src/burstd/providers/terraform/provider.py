@@ -324,6 +324,8 @@ class TerraformProvider:
         self._pending = set(self._units) - set(self._outputs)
         self._drop_expired()
         self._out_of_line = set(self._units) != set(self._outputs)
+        if self._out_of_line and self._done >= self._wanted:
+            self._wanted += 1  # the map as read needs an apply
         return tf
 
     def _drop_expired(self) -> None:
@@ -531,6 +533,9 @@ class TerraformProvider:
                 self.units_variable,
                 extra={"event": "terraform_unit_added", "target": self.target, "unit": key},
             )
+        elif key in self._pending and self._done >= self._wanted:
+            self._wanted += 1  # written before a restart, never applied
+            gen = self._wanted
         else:
             gen = self._wanted
         deadline = _requested_at(entry) + spec.ready_deadline
