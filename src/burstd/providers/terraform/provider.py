@@ -217,7 +217,8 @@ class TerraformProvider:
             raise ProviderError(
                 f"target {target}: params.workdir is not set and there is no state directory"
             )
-        self.module = Path(str(self.params["module"])).expanduser().absolute()
+        given_module = self.params.get("module")
+        self.module = Path(str(given_module)).expanduser().absolute() if given_module else None
         self.units_variable = str(self.params.get("units_variable") or "burstd_units")
         self.variables: dict[str, Any] = dict(self.params.get("vars") or {})
         self._lock_timeout = float(self.params.get("lock_timeout", 60.0))
@@ -280,8 +281,14 @@ class TerraformProvider:
         return tf
 
     async def _setup(self) -> Terraform:
-        if not self.module.is_dir():
-            raise ProviderError(f"target {self.target}: module {self.module} is not a directory")
+        if self.module is None or not self.module.is_dir():
+            error = ProviderError(
+                f"target {self.target}: params.module is not set"
+                if self.module is None
+                else f"target {self.target}: module {self.module} is not a directory"
+            )
+            error.retryable = False
+            raise error
         self.workdir.mkdir(parents=True, exist_ok=True)
         env, redact = self._environment()
         self.redact = redact

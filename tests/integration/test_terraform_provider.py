@@ -1,0 +1,76 @@
+"""The Terraform provider on its own, against real terraform and the real control plane: a
+cancelled create stops terraform cleanly and is rolled back, and no credential ever reaches
+what burstd says."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+
+from burstd.providers.base import ProviderError, UnitSpec
+from burstd.providers.terraform.provider import TerraformProvider
+from tests.integration import terraform
+from tests.integration.kube import Kube, eventually
+
+pytestmark = pytest.mark.integration
+
+
+def spec(target: str, uid: str) -> UnitSpec:
+    return UnitSpec(id=f"{target}-{uid}", target=target, rule="r", gpus=4, ready_deadline=120)
+
+
+async def test_a_cancelled_create_interrupts_terraform_and_delete_rolls_it_back(
+    kube: Kube, target: str, kubeconfig: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    workdir = tmp_path / "workdir"
+    provider = TerraformProvider(
+        kube.api, target, terraform.params(kubeconfig, workdir, create_delay=60)
+    )
+    unit = spec(target, "c1")
+    caplog.set_level(logging.INFO)
+    create = asyncio.create_task(provider.create(unit))
+
+    async def applying() -> bool:
+        return any(
+            getattr(r, "event", None) == "terraform_progress"
+            and getattr(r, "kind", None) == "apply_start"
+            for r in caplog.records
+        )
+
+    await eventually(applying, within=60, what="the apply to start")
+    create.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await create
+    assert any(getattr(r, "event", None) == "terraform_interrupt" for r in caplog.records)
+    # terraform stopped cleanly: it released its state lock and the workdir's flock.
+    assert not (workdir / ".terraform.tfstate.lock.info").exists()
+    assert terraform.wanted(workdir) == {unit.id}
+    await provider.delete(unit.id, None)
+    assert terraform.wanted(workdir) == set()
+    assert terraform.in_state(workdir) == set()
+    assert not await kube.nodes(f"burstd.io/unit={unit.id}")
+
+
+async def test_no_credential_reaches_a_log_line_or_an_error(
+    kube: Kube, target: str, kubeconfig: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "tok-9f8e7d6c5b4a"
+    creds = tmp_path / "cloud.env"
+    creds.write_text(f"CLOUD_TOKEN={secret}\n")
+    # A cloud API that echoes the credential back in its error, as some do.
+    params = terraform.params(
+        kubeconfig, tmp_path / "workdir", fail_with=f"401: token {secret} rejected"
+    )
+    params["env_files"] = [str(creds)]
+    provider = TerraformProvider(kube.api, target, params)
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(ProviderError) as err:
+        await provider.create(spec(target, "s1"))
+    assert "401: token *** rejected" in str(err.value)
+    assert secret not in str(err.value)
+    said = [r.getMessage() for r in caplog.records]
+    assert any("token *** rejected" in line for line in said)
+    assert not [line for line in said if secret in line]
