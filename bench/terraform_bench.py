@@ -78,7 +78,9 @@ async def one(api: Any, kubeconfig: Path, binary: str, n: int, root: Path) -> di
     provider = TerraformProvider(api, target, params)
     await provider.list_units()  # init, outside the timed part
     handler = _Applies()
-    logging.getLogger("burstd.providers.terraform").addHandler(handler)
+    logger = logging.getLogger("burstd.providers.terraform")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
     try:
         specs = [
             UnitSpec(id=f"{target}-{i}", target=target, rule="bench", gpus=4, ready_deadline=600)

@@ -74,3 +74,24 @@ async def test_no_credential_reaches_a_log_line_or_an_error(
     said = [r.getMessage() for r in caplog.records]
     assert any("token *** rejected" in line for line in said)
     assert not [line for line in said if secret in line]
+
+
+async def test_a_provider_rebuilt_by_a_reload_shares_the_map_with_the_old_one(
+    kube: Kube, target: str, kubeconfig: Path, tmp_path: Path
+) -> None:
+    workdir = tmp_path / "workdir"
+    old = TerraformProvider(kube.api, target, terraform.params(kubeconfig, workdir))
+    first = await old.create(spec(target, "r1"))
+    # The rules changed: the daemon builds a new provider while the old one still works.
+    new = TerraformProvider(
+        kube.api, target, terraform.params(kubeconfig, workdir, name_prefix="tf-")
+    )
+    made = await asyncio.gather(old.create(spec(target, "r2")), new.create(spec(target, "r3")))
+    assert terraform.wanted(workdir) == {first.id, *(u.id for u in made)}
+    assert terraform.in_state(workdir) == terraform.wanted(workdir)
+    await new.delete(first.id, first.node)
+    assert terraform.in_state(workdir) == {u.id for u in made}
+    assert {u.id for u in await old.list_units()} == {u.id for u in made}
+    for unit in made:
+        await old.delete(unit.id, unit.node)
+    assert not await kube.nodes(f"burstd.io/target={target}")

@@ -189,6 +189,51 @@ def _gpu_need(gpus: int, mig: Mapping[str, int]) -> dict[str, int]:
     return {GPU_RESOURCE: gpus}
 
 
+class _Workdir:
+    """What every provider of one workdir shares: the map burstd wants, what the last apply
+    made, and the locks. A rules reload builds a new provider for the same target while the
+    old one's calls still run; both must edit the same map, or one would drop the other's
+    units from the var file (and terraform destroy them)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.flock = WorkdirLock(workdir)
+        self.prepare_lock = asyncio.Lock()
+        self.loaded = False
+        self.units: dict[str, dict[str, Any]] = {}
+        """The map burstd wants (what the var file says)."""
+        self.outputs: dict[str, str] = {}
+        """The module's ``nodes`` output after the last apply."""
+        self.pending: set[str] = set()
+        """Keys written but not yet in a successful apply."""
+        self.out_of_line = False
+        # Coalescing: generations of the map; one apply at a time.
+        self.wanted = 0
+        self.done = 0
+        self.apply_lock = asyncio.Lock()
+        self.failure: _Failure | None = None
+        self.failures = 0
+        self.key_errors: dict[str, str] = {}
+        self.applies = 0
+        self.tf: Terraform | None = None
+        self.units_variable = "burstd_units"
+        self.variables: Mapping[str, Any] = {}
+
+
+_WORKDIRS: dict[tuple[Path, int], _Workdir] = {}
+
+
+def _shared(workdir: Path) -> _Workdir:
+    """The shared state of ``workdir`` in this event loop (a loop's locks serve it only)."""
+    try:
+        loop = id(asyncio.get_running_loop())
+    except RuntimeError:
+        loop = 0
+    key = (workdir, loop)
+    if key not in _WORKDIRS:
+        _WORKDIRS[key] = _Workdir(workdir)
+    return _WORKDIRS[key]
+
+
 class TerraformProvider:
     """One target whose units are keys of a Terraform module's ``for_each`` map.
 
@@ -229,25 +274,15 @@ class TerraformProvider:
         self._delete_timeout = float(self.params.get("delete_timeout", 120.0))
         self._sleep = sleep
         self._nodes = _NodeApi(api) if api is not None else None
-        self._flock = WorkdirLock(self.workdir)
         self._tf: Terraform | None = None
         self._prepared = False
-        self._prepare_lock = asyncio.Lock()
-        # The map burstd wants (what the var file says) and what the last apply made.
-        self._units: dict[str, dict[str, Any]] = {}
-        self._outputs: dict[str, str] = {}
-        self._pending: set[str] = set()  # keys written but not yet in a successful apply
-        self._out_of_line = False
-        # Coalescing: generations of the map; one apply at a time.
-        self._wanted = 0
-        self._done = 0
-        self._apply_lock = asyncio.Lock()
-        self._failure: _Failure | None = None
-        self._failures = 0
-        self._key_errors: dict[str, str] = {}
-        self.applies = 0
-        """Applies run so far (tests count them)."""
+        self._s = _shared(self.workdir)
         self.redact = Redactor()
+
+    @property
+    def applies(self) -> int:
+        """Applies run in this workdir so far (tests count them)."""
+        return self._s.applies
 
     # Setting up ---------------------------------------------------------------------------
 
@@ -271,7 +306,7 @@ class TerraformProvider:
         file (see the module docstring). Retried by the next call if it fails."""
         if self._prepared and self._tf is not None:
             return self._tf
-        async with self._prepare_lock:
+        async with self._s.prepare_lock:
             if self._prepared and self._tf is not None:
                 return self._tf
             tf = await self._setup()
@@ -295,9 +330,16 @@ class TerraformProvider:
         tf = Terraform(find_binary(self.params.get("binary")), self.workdir, env, redact)
         root = root_module(self.module, self.units_variable, self.variables)
         write_atomically(self.workdir / ROOT_FILE, root)
-        self._units = read_units(self.workdir / VAR_FILE, self.units_variable)
+        first = not self._s.loaded
+        if first:
+            self._s.units = read_units(self.workdir / VAR_FILE, self.units_variable)
+            self._s.loaded = True
+        # The newest provider of the workdir (after a rules reload) says what terraform runs.
+        self._s.tf = tf
+        self._s.units_variable = self.units_variable
+        self._s.variables = self.variables
         self._write_vars()
-        async with self._flock.held(self._lock_timeout) as fd:
+        async with self._s.flock.held(self._lock_timeout) as fd:
             stale = recover_stale_lock(self.workdir)
             if stale is not None:
                 log.warning(
@@ -327,12 +369,13 @@ class TerraformProvider:
                 await tf.init(within=self._init_timeout, hold=fd)
                 write_atomically(stamp_path, stamp)
             outputs = await tf.outputs(within=OUTPUT_TIMEOUT_S, hold=fd)
-        self._outputs = _nodes_output(outputs.get("nodes"))
-        self._pending = set(self._units) - set(self._outputs)
-        self._drop_expired()
-        self._out_of_line = set(self._units) != set(self._outputs)
-        if self._out_of_line and self._done >= self._wanted:
-            self._wanted += 1  # the map as read needs an apply
+        self._s.outputs = _nodes_output(outputs.get("nodes"))
+        if first:
+            self._s.pending = set(self._s.units) - set(self._s.outputs)
+            self._drop_expired()
+            self._s.out_of_line = set(self._s.units) != set(self._s.outputs)
+            if self._s.out_of_line and self._s.done >= self._s.wanted:
+                self._s.wanted += 1  # the map as read needs an apply
         return tf
 
     def _drop_expired(self) -> None:
@@ -340,8 +383,8 @@ class TerraformProvider:
         now = time.time()
         expired = [
             key
-            for key in sorted(self._pending)
-            if now >= _requested_at(self._units[key]) + _deadline(self._units[key])
+            for key in sorted(self._s.pending)
+            if now >= _requested_at(self._s.units[key]) + _deadline(self._s.units[key])
         ]
         for key in expired:
             log.warning(
@@ -351,24 +394,24 @@ class TerraformProvider:
                 key,
                 extra={"event": "terraform_unit_dropped", "target": self.target, "unit": key},
             )
-            self._units.pop(key, None)
-            self._pending.discard(key)
+            self._s.units.pop(key, None)
+            self._s.pending.discard(key)
         if expired:
             self._changed()
 
     async def _reconcile(self) -> None:
         """After a restart: apply once if the state and the var file disagree (a release or a
         create was cut short)."""
-        if not self._out_of_line:
+        if not self._s.out_of_line:
             return
-        self._out_of_line = False
+        self._s.out_of_line = False
         log.info(
             "target %s: the state and the var file disagree; applying",
             self.target,
             extra={"event": "terraform_reconcile", "target": self.target},
         )
         try:
-            await self._converge(self._wanted)
+            await self._converge(self._s.wanted)
         except ProviderError as e:
             log.error(
                 "target %s: could not bring the state in line with the var file: %s",
@@ -378,15 +421,14 @@ class TerraformProvider:
             )
 
     def _write_vars(self) -> None:
-        write_atomically(
-            self.workdir / VAR_FILE, var_file(self.units_variable, self._units, self.variables)
-        )
+        text = var_file(self._s.units_variable, self._s.units, self._s.variables)
+        write_atomically(self.workdir / VAR_FILE, text)
 
     def _changed(self) -> int:
         """The map changed: write it and return its new generation."""
         self._write_vars()
-        self._wanted += 1
-        return self._wanted
+        self._s.wanted += 1
+        return self._s.wanted
 
     # Applying -----------------------------------------------------------------------------
 
@@ -394,52 +436,52 @@ class TerraformProvider:
         """Return once an apply that included generation ``gen`` of the map succeeded; raise
         ``ProviderError`` if the one that included it failed (for ``key``, or for all)."""
         # Only a failure after this call began counts: a retry runs a fresh apply.
-        seen = self._failures
+        seen = self._s.failures
 
         def failed() -> _Failure | None:
-            f = self._failure
+            f = self._s.failure
             return f if f is not None and f.number > seen and f.started >= gen else None
 
         while True:
-            if self._done >= gen:
+            if self._s.done >= gen:
                 return
-            if key is not None and key in self._key_errors:
-                raise ProviderError(self._key_errors.pop(key))
+            if key is not None and key in self._s.key_errors:
+                raise ProviderError(self._s.key_errors.pop(key))
             if (f := failed()) is not None:
                 raise ProviderError(f.message)
-            async with self._apply_lock:
-                if self._done >= gen or (key is not None and key in self._key_errors):
+            async with self._s.apply_lock:
+                if self._s.done >= gen or (key is not None and key in self._s.key_errors):
                     continue
                 if failed() is not None:
                     continue
                 await self._apply_once()
 
     async def _apply_once(self) -> None:
-        tf = self._tf
+        tf = self._s.tf
         assert tf is not None
         # Let the calls of the same pass (the driver starts them together) add their keys
         # first: they then ride on this apply instead of the next.
         await asyncio.sleep(COALESCE_S)
-        started = self._wanted
-        carried = set(self._pending)
+        started = self._s.wanted
+        carried = set(self._s.pending)
         # terraform reads exactly this generation of the map, whatever edits come meanwhile.
         write_atomically(
             self.workdir / APPLY_VAR_FILE,
-            var_file(self.units_variable, self._units, self.variables),
+            var_file(self._s.units_variable, self._s.units, self._s.variables),
         )
-        self.applies += 1
+        self._s.applies += 1
         log.info(
             "target %s: terraform apply #%d (%d unit(s) wanted)",
             self.target,
-            self.applies,
-            len(self._units),
+            self._s.applies,
+            len(self._s.units),
             extra={
                 "event": "terraform_apply",
                 "target": self.target,
-                "units": sorted(self._units),
+                "units": sorted(self._s.units),
             },
         )
-        async with self._flock.held(self._lock_timeout) as fd:
+        async with self._s.flock.held(self._lock_timeout) as fd:
             result = await tf.apply(
                 var_file=APPLY_VAR_FILE,
                 lock_timeout=self._lock_timeout,
@@ -448,11 +490,11 @@ class TerraformProvider:
                 hold=fd,
             )
             outputs = await tf.outputs(within=OUTPUT_TIMEOUT_S, hold=fd)
-        self._outputs = _nodes_output(outputs.get("nodes"))
+        self._s.outputs = _nodes_output(outputs.get("nodes"))
         log.info(
             "target %s: terraform apply #%d %s in %.1fs",
             self.target,
-            self.applies,
+            self._s.applies,
             "succeeded" if result.ok else f"failed: {result.message()}",
             result.seconds,
             extra={
@@ -463,9 +505,9 @@ class TerraformProvider:
             },
         )
         if result.ok:
-            self._done = started
-            self._failure = None
-            self._pending -= carried
+            self._s.done = started
+            self._s.failure = None
+            self._s.pending -= carried
             return
         self._failed(result, started, carried)
 
@@ -482,15 +524,15 @@ class TerraformProvider:
         if not result.errors:
             general.append(result.message())
         for key, texts in mine.items():
-            self._key_errors[key] = "terraform apply failed: " + "; ".join(texts)
-            self._units.pop(key, None)
-            self._pending.discard(key)
+            self._s.key_errors[key] = "terraform apply failed: " + "; ".join(texts)
+            self._s.units.pop(key, None)
+            self._s.pending.discard(key)
         if mine:
             self._changed()
         if general:
-            self._failures += 1
-            self._failure = _Failure(
-                number=self._failures,
+            self._s.failures += 1
+            self._s.failure = _Failure(
+                number=self._s.failures,
                 started=started,
                 message="terraform apply failed: " + "; ".join(general),
             )
@@ -527,11 +569,11 @@ class TerraformProvider:
         the key is removed and applied again before the error is raised."""
         await self._prepare()
         key = spec.id
-        entry = self._units.get(key)
+        entry = self._s.units.get(key)
         if entry is None:
             entry = self._entry(spec)
-            self._units[key] = entry
-            self._pending.add(key)
+            self._s.units[key] = entry
+            self._s.pending.add(key)
             gen = self._changed()
             log.info(
                 "target %s: unit %s added to %s",
@@ -540,18 +582,18 @@ class TerraformProvider:
                 self.units_variable,
                 extra={"event": "terraform_unit_added", "target": self.target, "unit": key},
             )
-        elif key in self._pending and self._done >= self._wanted:
-            self._wanted += 1  # written before a restart, never applied
-            gen = self._wanted
+        elif key in self._s.pending and self._s.done >= self._s.wanted:
+            self._s.wanted += 1  # written before a restart, never applied
+            gen = self._s.wanted
         else:
-            gen = self._wanted
+            gen = self._s.wanted
         deadline = _requested_at(entry) + spec.ready_deadline
         need = _gpu_need(spec.gpus, spec.mig)
         try:
             try:
                 async with asyncio.timeout(max(0.0, deadline - time.time())):
                     await self._converge(gen, key)
-                    name = self._outputs.get(key)
+                    name = self._s.outputs.get(key)
                     if name is None:
                         raise ProviderError(
                             f"the module's output 'nodes' has no entry for unit {key}"
@@ -595,7 +637,7 @@ class TerraformProvider:
             extra={"event": "terraform_rollback", "target": self.target, "unit": key},
         )
         try:
-            await self._remove(key, self._outputs.get(key))
+            await self._remove(key, self._s.outputs.get(key))
         except ProviderError as e:
             log.error(
                 "target %s: rollback of unit %s failed (delete will retry): %s",
@@ -606,16 +648,16 @@ class TerraformProvider:
             )
 
     async def _remove(self, key: str, node: str | None) -> None:
-        self._key_errors.pop(key, None)
-        if key in self._units:
-            self._units.pop(key)
-            self._pending.discard(key)
+        self._s.key_errors.pop(key, None)
+        if key in self._s.units:
+            self._s.units.pop(key)
+            self._s.pending.discard(key)
             gen = self._changed()
         else:
-            gen = self._wanted
-        if key in self._outputs or self._done < gen:
+            gen = self._s.wanted
+        if key in self._s.outputs or self._s.done < gen:
             await self._converge(gen)
-        if key in self._outputs:
+        if key in self._s.outputs:
             raise ProviderError(f"unit {key} is still in the terraform state after apply")
         await self._delete_stale_nodes(key, node)
 
@@ -653,7 +695,7 @@ class TerraformProvider:
     async def delete(self, unit_id: str, node: str | None) -> None:
         """Remove the unit's key, apply, and make sure its Node is gone. Idempotent."""
         await self._prepare()
-        await self._remove(unit_id, node or self._outputs.get(unit_id))
+        await self._remove(unit_id, node or self._s.outputs.get(unit_id))
         log.info(
             "target %s: unit %s removed",
             self.target,
@@ -665,7 +707,7 @@ class TerraformProvider:
         if node:
             return node
         await self._prepare()
-        return self._outputs.get(unit_id)
+        return self._s.outputs.get(unit_id)
 
     async def _set_unschedulable(self, unit_id: str, node: str | None, value: bool) -> None:
         assert self._nodes is not None
@@ -716,20 +758,20 @@ class TerraformProvider:
                 if key:
                     found[key] = item
         out = []
-        for key in sorted(self._units):
-            name = self._outputs.get(key)
+        for key in sorted(self._s.units):
+            name = self._s.outputs.get(key)
             node: dict[str, Any] | None = found.get(key)
             if node is not None and name and (node.get("metadata") or {}).get("name") != name:
                 node = None
             out.append(self._unit(key, node))
-        orphans = sorted(set(found) - set(self._units) - set(self._outputs))
-        if orphans and not self._apply_lock.locked():
+        orphans = sorted(set(found) - set(self._s.units) - set(self._s.outputs))
+        if orphans and not self._s.apply_lock.locked():
             for key in orphans:
                 await self._delete_stale_nodes(key, None)
         return out
 
     def _unit(self, key: str, node: Mapping[str, Any] | None) -> ProvisionedUnit:
-        entry = self._units.get(key) or {}
+        entry = self._s.units.get(key) or {}
         gpus = int(entry.get("gpus") or 0)
         mig = {str(k): int(v) for k, v in (entry.get("mig") or {}).items()}
         meta = (node or {}).get("metadata") or {}
