@@ -54,11 +54,32 @@ def binary(cli: str) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+OFFLINE_CLI_CONFIG = """\
+# No provider is ever downloaded in the tests: every install must come from this (empty)
+# mirror. The kwok-pool module needs none (terraform_data is built in).
+provider_installation {
+  filesystem_mirror {
+    path = "/nonexistent/burstd-tests-provider-mirror"
+  }
+}
+"""
+
+
+def offline_cli_config(directory: Path) -> Path:
+    """A CLI configuration that forbids provider downloads (for ``TF_CLI_CONFIG_FILE``)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "offline.tfrc"
+    path.write_text(OFFLINE_CLI_CONFIG)
+    return path
+
+
 def params(
     kubeconfig: Path, workdir: Path, cli: str = "terraform", **module_vars: Any
 ) -> dict[str, Any]:
     """Params of a target on the kwok-pool module, with defaults filled in."""
+    config = offline_cli_config(workdir.parent / f"{workdir.name}-cli")
     given = {
+        "env": {"TF_CLI_CONFIG_FILE": str(config)},
         "module": str(MODULE),
         "workdir": str(workdir),
         "binary": binary(cli),

@@ -36,6 +36,7 @@ def rules(
     ready_deadline: str = "1m",
     module_vars: str = "",
     fallback: bool = False,
+    cli: str = "terraform",
 ) -> str:
     """A rules file with one Terraform target on the kwok-pool module (and, with
     ``fallback``, a kwok target as the ladder's second rung)."""
@@ -60,7 +61,8 @@ targets:
     params:
       module: {terraform.MODULE}
       workdir: {workdir}
-      binary: {terraform.binary("terraform")}
+      binary: {terraform.binary(cli)}
+      env: {{TF_CLI_CONFIG_FILE: {terraform.offline_cli_config(workdir.parent / "cli")}}}
       poll_interval: 0.1
       delete_timeout: 20s
       vars:
@@ -104,8 +106,9 @@ def status(app: App, target: str) -> TargetStatus:
     return app.actuator.merged(empty).targets.get(target, TargetStatus())
 
 
+@pytest.mark.parametrize("cli", terraform.CLIS)
 async def test_a_burst_of_six_units_is_one_apply_and_its_pods_run(
-    kube: Kube, namespace: str, target: str, kubeconfig: Path, tmp_path: Path
+    kube: Kube, namespace: str, target: str, kubeconfig: Path, tmp_path: Path, cli: str
 ) -> None:
     workdir = tmp_path / "workdir"
     config = tmp_path / "rules.yaml"
@@ -118,6 +121,7 @@ async def test_a_burst_of_six_units_is_one_apply_and_its_pods_run(
             workdir=workdir,
             pending_gpus=24,
             idle_for="1h",
+            cli=cli,
         )
     )
     async with burstd_in_process(config, kubeconfig) as app:
