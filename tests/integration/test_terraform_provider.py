@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 
 import pytest
 
 from burstd.providers.base import ProviderError, UnitSpec
+from burstd.providers.terraform.cli import Redactor, Terraform
 from burstd.providers.terraform.provider import TerraformProvider
 from tests.integration import terraform
 from tests.integration.kube import Kube, eventually
@@ -95,3 +97,26 @@ async def test_a_provider_rebuilt_by_a_reload_shares_the_map_with_the_old_one(
     for unit in made:
         await old.delete(unit.id, unit.node)
     assert not await kube.nodes(f"burstd.io/target={target}")
+
+
+@pytest.mark.parametrize("cli", terraform.CLIS)
+async def test_outputs_are_read_past_warnings_the_cli_prints_first(
+    tmp_path: Path, cli: str
+) -> None:
+    (tmp_path / "main.tf.json").write_text('{"output": {"nodes": {"value": {"u-1": "n-1"}}}}')
+    # A CLI configuration file that does not exist: OpenTofu warns about it on stdout.
+    env = {**os.environ, "TF_CLI_CONFIG_FILE": str(tmp_path / "missing.tfrc")}
+    tf = Terraform(terraform.binary(cli), tmp_path, env, Redactor())
+    await tf.init(within=120, hold=None)
+    assert await tf.outputs(within=60, hold=None) == {}
+    result = await tf.apply(
+        var_file="none.tfvars.json", lock_timeout=5, parallelism=1, within=120, hold=None
+    )
+    assert not result.ok
+    assert "none.tfvars.json" in result.message()
+    (tmp_path / "none.tfvars.json").write_text("{}")
+    result = await tf.apply(
+        var_file="none.tfvars.json", lock_timeout=5, parallelism=1, within=120, hold=None
+    )
+    assert result.ok, result.message()
+    assert await tf.outputs(within=60, hold=None) == {"nodes": {"u-1": "n-1"}}

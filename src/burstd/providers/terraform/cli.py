@@ -368,8 +368,11 @@ class Terraform:
         code, out, err = await self.run(["output", "-json"], within=within, hold=hold)
         if code != 0:
             raise TerraformError(f"terraform output failed: {' '.join(err.split())[-500:]}")
+        # OpenTofu prints CLI configuration warnings on stdout, before the JSON.
+        lines = out.splitlines()
+        start = next((i for i, line in enumerate(lines) if line.startswith("{")), len(lines))
         try:
-            data = json.loads(out or "{}")
+            data = json.loads("\n".join(lines[start:]) or "{}")
         except ValueError as e:
             raise TerraformError(f"terraform output -json printed no JSON: {e}") from e
         if not isinstance(data, dict):

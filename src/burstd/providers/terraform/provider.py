@@ -17,10 +17,10 @@ How the provider runs terraform (``cli.py`` is the thin async wrapper over the C
   and succeeded; whoever finds no apply running runs the next one, so the creates and deletes
   that arrive while an apply runs are coalesced into one more apply (a burst of six units is
   one apply, not six);
-* an apply's errors are attributed to units by resource address: a unit whose own resource
-  failed is taken out of the map and its create fails with terraform's words (they reach the
-  log, the unit's failure reason and ``burstd explain``); an error of the whole module fails
-  every unit of that apply;
+* an apply's errors are attributed to units by resource address: a new unit whose own
+  resource failed is taken out of the map and its create fails with terraform's words (they
+  reach the log, the unit's failure reason and ``burstd explain``), a release whose destroy
+  failed is retried; an error of the whole module fails every unit of that apply;
 * after the apply, ``output -json`` names each unit's node; ``create`` returns once that Node
   is Ready with its GPUs allocatable (a Ready node without ``nvidia.com/gpu`` is not ready: the
   device plugin comes later). Past ``ready_deadline`` (counted from when the key was first
@@ -96,6 +96,8 @@ PROVIDER = "terraform"
 INIT_STAMP = ".burstd-init"
 OUTPUT_TIMEOUT_S = 120.0
 COALESCE_S = 0.05
+MAX_FAILED_APPLIES = 3
+"""Failed applies (for other units' errors) a call waits through before it fails too."""
 """How long an apply waits for more edits before it starts: nothing next to an apply's
 seconds, enough for every create of one pass to join it."""
 _STARTUP_TAINTS = frozenset({"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})
@@ -212,6 +214,8 @@ class _Workdir:
         self.apply_lock = asyncio.Lock()
         self.failure: _Failure | None = None
         self.failures = 0
+        self.failed_applies = 0
+        self.last_error = ""
         self.key_errors: dict[str, str] = {}
         self.applies = 0
         self.tf: Terraform | None = None
@@ -437,6 +441,7 @@ class TerraformProvider:
         ``ProviderError`` if the one that included it failed (for ``key``, or for all)."""
         # Only a failure after this call began counts: a retry runs a fresh apply.
         seen = self._s.failures
+        failed_before = self._s.failed_applies
 
         def failed() -> _Failure | None:
             f = self._s.failure
@@ -449,10 +454,15 @@ class TerraformProvider:
                 raise ProviderError(self._s.key_errors.pop(key))
             if (f := failed()) is not None:
                 raise ProviderError(f.message)
+            if self._s.failed_applies - failed_before >= MAX_FAILED_APPLIES:
+                # Others' errors keep failing the applies this call waits for: give up.
+                raise ProviderError(self._s.last_error)
             async with self._s.apply_lock:
                 if self._s.done >= gen or (key is not None and key in self._s.key_errors):
                     continue
                 if failed() is not None:
+                    continue
+                if self._s.failed_applies - failed_before >= MAX_FAILED_APPLIES:
                     continue
                 await self._apply_once()
 
@@ -512,22 +522,28 @@ class TerraformProvider:
         self._failed(result, started, carried)
 
     def _failed(self, result: ApplyResult, started: int, carried: set[str]) -> None:
-        """Attribute the errors of a failed apply: a new unit whose own resource failed leaves
-        the map; any other error fails everything the apply carried."""
+        """Attribute the errors of a failed apply. An error of a unit's own resource fails that
+        unit only: a new one leaves the map, a release is retried by its caller. Any other
+        error fails everything the apply carried."""
+        self._s.failed_applies += 1
+        self._s.last_error = "terraform apply failed: " + result.message()
         general: list[str] = []
         mine: dict[str, list[str]] = {}
         for d in result.errors:
-            if d.key is not None and d.key in carried:
+            if d.key is not None and (d.key in carried or d.key not in self._s.units):
                 mine.setdefault(d.key, []).append(str(d))
             else:
                 general.append(str(d))
         if not result.errors:
             general.append(result.message())
+        dropped = False
         for key, texts in mine.items():
             self._s.key_errors[key] = "terraform apply failed: " + "; ".join(texts)
-            self._s.units.pop(key, None)
-            self._s.pending.discard(key)
-        if mine:
+            if key in carried:
+                self._s.units.pop(key, None)
+                self._s.pending.discard(key)
+                dropped = True
+        if dropped:
             self._changed()
         if general:
             self._s.failures += 1
@@ -656,7 +672,7 @@ class TerraformProvider:
         else:
             gen = self._s.wanted
         if key in self._s.outputs or self._s.done < gen:
-            await self._converge(gen)
+            await self._converge(gen, key)
         if key in self._s.outputs:
             raise ProviderError(f"unit {key} is still in the terraform state after apply")
         await self._delete_stale_nodes(key, node)
