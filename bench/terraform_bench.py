@@ -151,49 +151,66 @@ def machine() -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kubeconfig", type=Path, default=REPO / ".testenv" / "kubeconfig")
-    ap.add_argument("--binary", default=None, help="terraform or tofu (default: find it)")
+    ap.add_argument(
+        "--binary",
+        action="append",
+        default=None,
+        help="terraform or tofu executable; repeat for several (default: what burstd finds)",
+    )
     ap.add_argument("--sizes", default="1,8,32")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
-    binary = find_binary(args.binary)
-    version = subprocess.run(
-        [binary, "version"], capture_output=True, text=True, check=False
-    ).stdout.splitlines()[0]
     where = machine()
-    rows = asyncio.run(
-        run(
-            args.kubeconfig.absolute(), binary, [int(s) for s in args.sizes.split(",")], args.repeat
+    sizes = [int(size) for size in args.sizes.split(",")]
+    tables = []
+    for given in args.binary or [None]:
+        binary = find_binary(given)
+        said = subprocess.run([binary, "version"], capture_output=True, text=True, check=False)
+        # OpenTofu may print CLI configuration warnings first.
+        version = next(
+            (line for line in said.stdout.splitlines() if line.startswith(("Terraform", "Open"))),
+            binary,
         )
-    )
+        print(version)
+        tables.append(
+            (version, asyncio.run(run(args.kubeconfig.absolute(), binary, sizes, args.repeat)))
+        )
     if args.out is None:
         return
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# The Terraform provider: one apply for 1, 8 and 32 units",
         "",
-        f"Measured with `bench/terraform_bench.py` ({version}, the kwok-pool module, "
-        "`-parallelism=10`) against `scripts/kube-testenv`, on the same machine.",
+        "Measured with `bench/terraform_bench.py` (the kwok-pool module, `-parallelism=10`) "
+        "against `scripts/kube-testenv`, on the same machine.",
         "",
         f"**Machine:** {where}. **Date:** {now}. Medians of {args.repeat} runs; the machine "
         "is shared with other work, so take the numbers as orders of magnitude.",
-        "",
-        "| units | applies | apply (s) | create, all Ready (s) | burstd overhead (s) "
-        "| destroy apply (s) | delete, all gone (s) |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['n']:.0f} | {r['applies_up']:.0f} | {r['apply_up']:.2f} | {r['create']:.2f} "
-            f"| {r['overhead_up']:.2f} | {r['apply_down']:.2f} | {r['delete']:.2f} |"
-        )
+    for version, rows in tables:
+        lines += [
+            "",
+            f"## {version}",
+            "",
+            "| units | applies | apply (s) | create, all Ready (s) | burstd overhead (s) "
+            "| destroy apply (s) | delete, all gone (s) |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for r in rows:
+            lines.append(
+                f"| {r['n']:.0f} | {r['applies_up']:.0f} | {r['apply_up']:.2f} "
+                f"| {r['create']:.2f} | {r['overhead_up']:.2f} | {r['apply_down']:.2f} "
+                f"| {r['delete']:.2f} |"
+            )
     lines += [
         "",
         "*apply*: the `terraform apply` process alone. *create*: from the N `create` calls to "
         "the last returning (nodes Ready with GPUs). *overhead*: create - apply: the 50 ms "
         "coalescing window, var files, flock, `output -json`, readiness polls (0.1 s) until "
-        "kwok marks the nodes Ready. Each kwok-pool create runs one `kubectl apply` in a "
-        "local-exec provisioner, so the apply grows with N / parallelism kubectl runs.",
+        "kwok marks the nodes Ready. *delete*: the destroy apply, then per unit a check that "
+        "its Node is gone. Each kwok-pool create runs one `kubectl apply` in a local-exec "
+        "provisioner, so the apply grows with N / parallelism kubectl runs.",
         "",
     ]
     args.out.write_text("\n".join(lines))
