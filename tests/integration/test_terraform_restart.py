@@ -135,14 +135,17 @@ async def test_killed_with_its_terraform_then_restarted_adopts_and_finishes(
         assert seen == {f"tf-{u}" for u in units}
 
         async def all_released() -> bool:
+            # Released once burstd says so: its last apply has ended and unlocked the state.
+            released = {e["unit"] for e in events(second_log, "unit_released")}
             return (
-                not await nodes()
+                released == units
+                and not await nodes()
                 and not terraform.wanted(workdir)
-                and (workdir / "terraform.tfstate").exists()
                 and not terraform.in_state(workdir)
             )
 
         await eventually(all_released, within=90, what="every unit given back")
+        assert (workdir / "terraform.tfstate").exists()
         assert not (workdir / ".terraform.tfstate.lock.info").exists()
         second.send_signal(signal.SIGTERM)
         assert second.wait(timeout=30) == 0
