@@ -131,7 +131,10 @@ class _NodeApi:
                 resp.release()
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
             raise ProviderError(f"cannot reach the API server: {type(e).__name__}: {e}") from e
-        data = json.loads(body) if body else {}
+        try:
+            data = json.loads(body) if body else {}
+        except ValueError:
+            data = {}  # a proxy's error page, say: the status tells what happened
         if resp.status == 404:
             return None
         if not 200 <= resp.status < 300:
