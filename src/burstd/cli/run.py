@@ -8,8 +8,11 @@ from pathlib import Path
 
 import click
 
+from burstd import faults
 from burstd.app import App, Settings, configure_logging, default_state_dir
 from burstd.rules.loader import RulesError, load_rules
+from burstd.sources.kube.lease import LeaseSettings
+from burstd.sources.prometheus import PrometheusSettings, Secret
 
 
 @click.command()
@@ -60,6 +63,95 @@ from burstd.rules.loader import RulesError, load_rules
     help="Where providers keep their files (one folder a target); default $STATE_DIRECTORY "
     "(set by systemd's StateDirectory=), else ~/.local/state/burstd.",
 )
+@click.option(
+    "--prometheus-url",
+    envvar="BURSTD_PROMETHEUS_URL",
+    default=None,
+    help="Prometheus to evaluate utilization triggers on [env BURSTD_PROMETHEUS_URL].",
+)
+@click.option(
+    "--prometheus-token-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="File holding a bearer token (re-read at each poll; never logged).",
+)
+@click.option(
+    "--prometheus-token-env",
+    default=None,
+    metavar="VAR",
+    help="Environment variable holding a bearer token.",
+)
+@click.option("--prometheus-user", default=None, help="Basic-auth user.")
+@click.option(
+    "--prometheus-password-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="File holding the basic-auth password.",
+)
+@click.option(
+    "--prometheus-password-env",
+    default=None,
+    metavar="VAR",
+    help="Environment variable holding the basic-auth password.",
+)
+@click.option(
+    "--prometheus-ca",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="CA bundle for an https Prometheus.",
+)
+@click.option(
+    "--prometheus-timeout", type=float, default=5.0, show_default=True, help="Seconds a query."
+)
+@click.option(
+    "--prometheus-step",
+    type=float,
+    default=None,
+    help="Range-query resolution in seconds; default the loop interval.",
+)
+@click.option(
+    "--nvml/--no-nvml",
+    default=False,
+    show_default=True,
+    help="Read nvml: queries from this host's GPUs (needs the nvml extra and the driver).",
+)
+@click.option(
+    "--signal-grace",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds a query may lack data before a signal_stale notice is raised.",
+)
+@click.option(
+    "--leader-elect/--no-leader-elect",
+    default=False,
+    help="Run as one of several replicas: only the holder of a Lease plans and acts.",
+)
+@click.option(
+    "--lease",
+    "lease",
+    default="burstd/burstd",
+    show_default=True,
+    metavar="NAMESPACE/NAME",
+    help="The Lease for --leader-elect.",
+)
+@click.option(
+    "--lease-timing",
+    default="15,10,2",
+    show_default=True,
+    metavar="DURATION,RENEW,RETRY",
+    help="Lease duration, renew deadline and retry period in seconds (client-go's defaults).",
+)
+@click.option(
+    "--memory",
+    default=None,
+    metavar="file|configmap:NAMESPACE/NAME|none",
+    help="Where burstd keeps cooldowns, backoffs and unit timers across restarts; default: "
+    "a ConfigMap beside the Lease with --leader-elect, else memory.json in --state-dir.",
+)
+@click.option("--fault-point", default=None, hidden=True)
+@click.option("--fault-action", type=click.Choice(["kill", "pause"]), default="kill", hidden=True)
+@click.option("--fault-mark", type=click.Path(dir_okay=False), default=None, hidden=True)
 def run(
     config: str,
     kubeconfig: str | None,
@@ -68,6 +160,24 @@ def run(
     grace_period: float,
     adopt_interval: float,
     state_dir: str | None,
+    prometheus_url: str | None,
+    prometheus_token_file: str | None,
+    prometheus_token_env: str | None,
+    prometheus_user: str | None,
+    prometheus_password_file: str | None,
+    prometheus_password_env: str | None,
+    prometheus_ca: str | None,
+    prometheus_timeout: float,
+    prometheus_step: float | None,
+    nvml: bool,
+    signal_grace: float,
+    leader_elect: bool,
+    lease: str,
+    lease_timing: str,
+    memory: str | None,
+    fault_point: str | None,
+    fault_action: str,
+    fault_mark: str | None,
 ) -> None:
     """Watch the cluster and borrow GPUs by the rules in --config."""
     configure_logging(log_format, log_level)
@@ -77,12 +187,58 @@ def run(
         for problem in e.problems:
             click.echo(str(problem), err=True)
         raise SystemExit(1) from None
+    prometheus = None
+    if prometheus_url:
+        if (prometheus_token_file or prometheus_token_env) and prometheus_user:
+            raise click.UsageError("give a bearer token or basic auth, not both")
+        prometheus = PrometheusSettings(
+            url=prometheus_url,
+            bearer_token=_secret(prometheus_token_file, prometheus_token_env),
+            username=prometheus_user,
+            password=_secret(prometheus_password_file, prometheus_password_env),
+            ca_file=Path(prometheus_ca) if prometheus_ca else None,
+            timeout=prometheus_timeout,
+            step=prometheus_step,
+            grace=signal_grace,
+        )
+    lease_namespace, _, lease_name = lease.partition("/")
+    if not lease_namespace or not lease_name:
+        raise click.BadParameter("expected NAMESPACE/NAME", param_hint="--lease")
+    election = None
+    if leader_elect:
+        try:
+            duration, renew, retry = (float(x) for x in lease_timing.split(","))
+            election = LeaseSettings(
+                name=lease_name,
+                namespace=lease_namespace,
+                lease_duration=duration,
+                renew_deadline=renew,
+                retry_period=retry,
+            )
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--lease-timing") from None
+    where = memory or (f"configmap:{lease_namespace}/burstd-memory" if leader_elect else "file")
+    if where not in ("file", "none") and not _configmap(where):
+        raise click.BadParameter(
+            "expected file, none or configmap:NAMESPACE/NAME", param_hint="--memory"
+        )
+    if fault_point is not None and fault_point not in faults.POINTS:
+        raise click.BadParameter(
+            f"unknown point; known: {', '.join(faults.POINTS)}", param_hint="--fault-point"
+        )
     settings = Settings(
         config=Path(config),
         kubeconfig=kubeconfig,
         grace_period=grace_period,
         adopt_interval=adopt_interval,
         state_dir=Path(state_dir or default_state_dir()),
+        prometheus=prometheus,
+        nvml=nvml,
+        leader_election=election,
+        memory=where,
+        fault_point=fault_point,
+        fault_action="pause" if fault_action == "pause" else "kill",
+        fault_mark=Path(fault_mark) if fault_mark else None,
     )
     app = App(settings, rules=rules)
     try:
@@ -90,3 +246,23 @@ def run(
     except Exception:
         logging.getLogger("burstd").exception("burstd failed", extra={"event": "failed"})
         raise SystemExit(1) from None
+    if app.lost_leadership:
+        click.echo(
+            "burstd: lost the lease; exiting so that a restart comes back as a follower", err=True
+        )
+        raise SystemExit(1)
+
+
+def _secret(file: str | None, env: str | None) -> Secret | None:
+    if file and env:
+        raise click.UsageError("give a secret's file or its environment variable, not both")
+    if file:
+        return Secret(file=Path(file))
+    if env:
+        return Secret(env=env)
+    return None
+
+
+def _configmap(where: str) -> bool:
+    namespace, _, name = where.removeprefix("configmap:").partition("/")
+    return where.startswith("configmap:") and bool(namespace) and bool(name) and "/" not in name
