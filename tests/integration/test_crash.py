@@ -225,7 +225,11 @@ async def _case(
     outages: Outages,
 ) -> None:
     config = tmp_path / "rules.yaml"
-    config.write_text(PROVIDERS[provider](target, namespace))
+    rules = PROVIDERS[provider](target, namespace)
+    if point == faults.UNCORDONED:
+        # Time for the demand that takes a cordoned unit back to show up before its drain.
+        rules = rules.replace("validation: 3s", "validation: 15s")
+    config.write_text(rules)
     state, mark = tmp_path / "state", tmp_path / "fault.mark"
     logs = [tmp_path / "first.log", tmp_path / "second.log"]
     selector = f"burstd.io/target={target}"

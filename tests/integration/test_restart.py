@@ -111,10 +111,11 @@ async def test_killed_mid_burst_adopts_and_finishes(
             return not await nodes()
 
         await eventually(all_released, within=60, what="every node given back")
-        # No duplicates: four units in all, each made once across both runs; the second run
-        # adopted what the first made (a create still in flight when it was killed may land
-        # after the second run listed: its sweep adopts it), made the rest, gave all back.
-        assert len(seen) == 4
+        # No duplicates: at most four units, each made once across both runs (fewer when a
+        # slow restart let a pod wait for another's node to free up); the second run adopted
+        # what the first made (a create still in flight when it was killed may land after the
+        # second run listed: its sweep adopts it), made the rest, gave all back.
+        assert 1 <= len(seen) <= 4
         adopted = {e["unit"] for e in events(second_log, "adopted")}
         made_after = {e["unit"] for e in events(second_log, "kwok_node_created")}
         assert not adopted & made_after
