@@ -32,10 +32,12 @@ from burstd.model.decisions import (
     Uncordon,
     UnitDecision,
 )
+from burstd.model.scheduling import ANYWHERE, Placement, Requirement, Toleration
 from burstd.model.snapshot import Sample, Snapshot
-from burstd.model.units import RuleHistory, TargetStatus, Unit, UnitPhase
+from burstd.model.units import Misfit, RuleHistory, TargetStatus, Unit, UnitPhase
 
 __all__ = [
+    "ANYWHERE",
     "CORDONED_ANNOTATION",
     "FULL_GPU_MILLI",
     "GPU_MODEL_LABEL",
@@ -54,18 +56,22 @@ __all__ = [
     "Drain",
     "Evict",
     "GpuRequest",
+    "Misfit",
     "NoOp",
     "Node",
     "NodeTemplate",
+    "Placement",
     "Pod",
     "PodPhase",
     "Release",
+    "Requirement",
     "RuleHistory",
     "Sample",
     "ScaleUp",
     "Snapshot",
     "Taint",
     "TargetStatus",
+    "Toleration",
     "Uncordon",
     "Unit",
     "UnitDecision",

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from burstd.model.cluster import Node, Pod
-from burstd.model.units import RuleHistory, TargetStatus, Unit
+from burstd.model.units import Misfit, RuleHistory, TargetStatus, Unit
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -22,7 +22,8 @@ class Snapshot:
     """Pods that request GPUs, nodes that offer them, burstd's units and memory.
 
     ``metrics`` maps a rule's query text to its recent samples. ``synced`` is false until every
-    source has listed once: nothing is decided on a partial view.
+    source has listed once: nothing is decided on a partial view. ``misfits`` are the
+    actuator's safety-net records: pods not to burst for on a target for a while.
     """
 
     pods: tuple[Pod, ...] = ()
@@ -32,6 +33,7 @@ class Snapshot:
     history: Mapping[str, RuleHistory] = field(default_factory=dict)
     metrics: Mapping[str, tuple[Sample, ...]] = field(default_factory=dict)
     synced: bool = True
+    misfits: tuple[Misfit, ...] = ()
 
     def target_status(self, name: str) -> TargetStatus:
         return self.targets.get(name, TargetStatus())
