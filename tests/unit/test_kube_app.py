@@ -104,12 +104,37 @@ def test_adopted_units_keep_their_phase(app: App) -> None:
     assert ready.gpu_model == "NVIDIA-A100"
     cordoned = app._unit_from(
         ProvisionedUnit(
-            id="kw-2", target="kw", rule="jobs", gpus=4, node="n2", ready=True, cordoned=True
+            id="kw-2",
+            target="kw",
+            rule="jobs",
+            gpus=4,
+            node="n2",
+            ready=True,
+            cordoned=True,
+            cordoned_by_burstd=True,
         ),
         target,
     )
     assert cordoned.phase is UnitPhase.CORDONED
     assert cordoned.phase_since == 5000.0
+    assert not cordoned.held
+    # An operator's cordon (no burstd record on the node) is not burstd's to undo or act on.
+    operators = app._unit_from(
+        ProvisionedUnit(
+            id="kw-4", target="kw", rule="jobs", gpus=4, node="n4", ready=True, cordoned=True
+        ),
+        target,
+    )
+    assert operators.phase is UnitPhase.READY
+    assert operators.held
+    # The shape is the object's, not the target's current one.
+    mig = app._unit_from(
+        ProvisionedUnit(
+            id="kw-5", target="kw", rule="jobs", gpus=1, node="n5", ready=True, mig={"1g.10gb": 7}
+        ),
+        target,
+    )
+    assert (mig.gpus, mig.mig) == (1, (("1g.10gb", 7),))
     starting = app._unit_from(
         ProvisionedUnit(id="kw-3", target="kw", rule="jobs", gpus=4, node="n3", ready=False),
         target,

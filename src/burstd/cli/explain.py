@@ -50,9 +50,17 @@ def explain(snapshot_path: str, rules_path: str, at: float | None) -> None:
     if now is None:
         raise click.ClickException(f"{snapshot_path}: no 'now' field; pass --at")
     result = plan(snapshot, ruleset, now)
+    unservable: dict[str, list[str]] = {}
+    for u in result.unservable:
+        unservable.setdefault(u.rule, []).append(str(u))
     for view in result.views:
         state = "fires" if view.fired else "quiet"
         click.echo(f"rule {view.rule.name}: {len(view.demand)} pod(s) pending, {state}: {view.why}")
+        lines = unservable.get(view.rule.name, [])
+        if lines:
+            click.echo(f"  {len(lines)} pod(s) unservable (no new unit would take them):")
+        for line in lines:
+            click.echo(f"  ✗ {line}")
     actions = result.actions
     click.echo(f"{len(actions)} action(s):" if actions else "no action:")
     for decision in result.decisions:

@@ -164,9 +164,8 @@ def plan(snapshot: Snapshot, ruleset: RuleSet, now: float) -> Plan:
         if view.rule.name in by_rule:
             decisions.append(_unservable_noop(view.rule.name, by_rule[view.rule.name]))
         decisions.extend(_plan_rule(view, snapshot, ruleset, running, budget, fitter, now))
-    known = {r.name for r in ruleset.rules}
     for unit in snapshot.units:
-        if unit.rule not in known and unit.phase.alive:
+        if _is_orphan(unit, ruleset) and unit.phase.alive:
             decisions.extend(_orphan(unit, ruleset, running, now))
     return Plan(decisions=tuple(decisions), views=views, unservable=unservable)
 
@@ -224,7 +223,12 @@ def _plan_rule(
     out: list[Decision] = []
     say = out.append
     units = sorted(
-        (u for u in snapshot.units if u.rule == rule.name and u.phase.alive), key=lambda u: u.id
+        (
+            u
+            for u in snapshot.units
+            if u.rule == rule.name and u.phase.alive and u.target in ruleset.targets
+        ),
+        key=lambda u: u.id,
     )
     abandoned = set()
     for u in units:
@@ -591,21 +595,31 @@ def _drain_step(
     ]
 
 
+def _is_orphan(unit: Unit, ruleset: RuleSet) -> bool:
+    return unit.target not in ruleset.targets or all(r.name != unit.rule for r in ruleset.rules)
+
+
 def _orphan(
     unit: Unit, ruleset: RuleSet, running: dict[str, list[Pod]], now: float
 ) -> list[Decision]:
-    """A unit whose rule left the rules file: give it back, gently (never evicting)."""
+    """A unit whose rule or target left the rules file: give it back, gently (never
+    evicting)."""
     on_it = running.get(unit.node or "", []) if unit.node else []
     if unit.held:
         return _held_step(unit, unit.rule, 0.0, running, now, ruleset.dry_run)
     if unit.phase.in_flight or unit.phase is UnitPhase.READY:
+        gone = (
+            f"target {unit.target!r}"
+            if unit.target not in ruleset.targets
+            else f"rule {unit.rule!r}"
+        )
         return [
             Cordon(
                 unit=unit.id,
                 rule=unit.rule,
                 dry_run=ruleset.dry_run,
                 orphan=True,
-                reason=f"rule {unit.rule!r} is no longer in the rules file",
+                reason=f"{gone} is no longer in the rules file",
             )
         ]
     return _drain_step(unit, unit.rule, 0.0, DrainMode.WAIT, 0.0, on_it, now, ruleset.dry_run)

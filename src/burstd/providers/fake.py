@@ -49,6 +49,7 @@ class FakeProvider:
             rule=spec.rule,
             gpus=spec.gpus,
             gpu_model=spec.gpu_model,
+            mig=dict(spec.mig),
             node=None,
             ready=False,
         )
