@@ -244,6 +244,8 @@ class Fitter:
         self._now = now
         self._nodes = {n.name: n for n in snapshot.nodes if n.unit is not None}
         self._misfits = {(m.pod, m.target): m for m in snapshot.misfits if m.until > now}
+        # The very unit the scheduler refused a pod stays refused, even after the backoff.
+        self._refused = {(m.pod, m.unit) for m in snapshot.misfits}
         self._templates: dict[str, NodeFacts] = {}
         self._units: dict[tuple[str, bool], NodeFacts] = {}
         self._verdicts: dict[tuple[str, str], str | None] = {}
@@ -310,7 +312,7 @@ class Fitter:
     def may_land(self, pod: Pod, unit: Unit, *, cordon_lifted: bool = False) -> bool:
         """``pod`` may land on ``unit``'s node as far as labels and taints go (its room is
         the packing's business)."""
-        if (pod.key, unit.target) in self._misfits:
+        if (pod.key, unit.target) in self._misfits or (pod.key, unit.id) in self._refused:
             return False
         return (
             placement_fits(pod.placement, self.unit_node(unit, cordon_lifted=cordon_lifted)) is None
@@ -318,7 +320,7 @@ class Fitter:
 
     def could_use(self, pod: Pod, unit: Unit) -> bool:
         """``pod`` would land on ``unit`` were it empty: the release check."""
-        if (pod.key, unit.target) in self._misfits:
+        if (pod.key, unit.target) in self._misfits or (pod.key, unit.id) in self._refused:
             return False
         return pod_fits(pod, self.unit_node(unit)) is None
 
