@@ -51,8 +51,9 @@ def test_a_rule_renamed_and_back_never_evicts(mode: DrainMode) -> None:
         a.execute(plan(snap, renamed, t), renamed, t)
         a.done("u1")
         t += 10
-    assert a.units["u1"].phase is UnitPhase.DRAINING
-    assert a.units["u1"].orphaned
+    drained = a.units["u1"]
+    assert drained.phase is UnitPhase.DRAINING
+    assert drained.orphaned
     back = rules_in(mode)
     t += 10_000  # far past max_wait
     result = plan(a.merged(Snapshot(pods=pods)), back, t)
@@ -61,8 +62,9 @@ def test_a_rule_renamed_and_back_never_evicts(mode: DrainMode) -> None:
     assert isinstance(uncordon, Uncordon)
     assert "in the rules file again" in uncordon.reason
     a.execute(result, back, t)
-    assert a.units["u1"].phase is UnitPhase.READY
-    assert not a.units["u1"].orphaned
+    taken_back = a.units["u1"]
+    assert taken_back.phase is UnitPhase.READY
+    assert not taken_back.orphaned
 
 
 def test_evict_mode_still_evicts_a_drain_of_its_own() -> None:
