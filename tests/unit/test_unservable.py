@@ -287,3 +287,21 @@ def test_pods_without_constraints_are_unchanged() -> None:
     rules = ruleset(target("a", 4), rules=(FAST,))
     result = plan(Snapshot(pods=(pending("p", 2, gpu=GpuRequest(gpus=2)),)), rules, NOW)
     assert [d.verb for d in result.actions] == ["scaleup"]
+
+
+def test_a_starting_units_node_still_covers_its_pods() -> None:
+    """The node of a unit in flight exists before it is ready, with the lifecycle's startup
+    taints: they do not rule out the pods the unit is coming for (no second unit)."""
+    rules = ruleset(kw_target(), rules=(FAST,))
+    starting = unit("u1", UnitPhase.PROVISIONING, since=NOW - 5, node="node-u1")
+    node = Node(
+        name="node-u1",
+        gpu_model="A100",
+        gpu_allocatable=4,
+        labels=dict(TEMPLATE.labels),
+        taints=(*TEMPLATE.taints, Taint(key="node.kubernetes.io/not-ready")),
+        ready=False,
+        unit="u1",
+    )
+    snap = Snapshot(pods=(gpu_pod("p"),), nodes=(node,), units=(starting,))
+    assert plan(snap, rules, NOW).actions == ()

@@ -34,6 +34,9 @@ from burstd.model.scheduling import NODE_NAME_FIELD, Placement, Requirement, Tol
 from burstd.rules.types import Rule, RuleSet, Target
 
 UNSCHEDULABLE_TAINT = Taint(key="node.kubernetes.io/unschedulable", effect="NoSchedule")
+# Taints the node lifecycle puts on a node while it starts (a unit's node exists before it is
+# ready): they go away on their own, so they never rule a pod out of a unit.
+STARTUP_TAINTS = frozenset({"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})
 _REPELS = frozenset({"NoSchedule", "NoExecute"})
 
 
@@ -293,9 +296,8 @@ class Fitter:
                 template, gpus=unit.gpus, gpu_model=model, mig=dict(unit.mig)
             )
         else:
-            taints = node.taints
-            if cordon_lifted:
-                taints = tuple(t for t in taints if t.key != UNSCHEDULABLE_TAINT.key)
+            lifted = STARTUP_TAINTS | {UNSCHEDULABLE_TAINT.key} if cordon_lifted else STARTUP_TAINTS
+            taints = tuple(t for t in node.taints if t.key not in lifted)
             facts = NodeFacts(
                 labels=node.labels,
                 taints=taints,
