@@ -206,7 +206,8 @@ async def test_an_adopted_unit_keeps_the_shape_it_was_made_with(
     async with burstd_in_process(config, kubeconfig) as app:
         (adopted,) = app.adopted
         assert (adopted.gpus, adopted.mig) == (4, ())
-        await kube.create_pod(namespace, "slice", gpus=1, resource=MIG)
+        # Seven slices: one GPU's worth, so the pending trigger (1 GPU) fires.
+        await kube.create_pod(namespace, "slice", gpus=7, resource=MIG)
         sliced = await running_on(kube, namespace, "slice")
         assert sliced != whole
         n = await node_state(kube, sliced)
