@@ -64,3 +64,29 @@ def test_explain_names_a_bad_snapshot_field(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "pods[0].gpu: expected an object, got 1" in result.output
+
+
+def test_explain_prints_unservable_pods_with_the_reason(tmp_path: Path) -> None:
+    zone = {"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["elsewhere"]}
+    pod = {
+        "namespace": "ml",
+        "name": "lost",
+        "gpu": {"gpus": 1},
+        "unschedulable": True,
+        "pending_since": 0,
+        "placement": {"affinity": [[zone]]},
+    }
+    snap = tmp_path / "s.json"
+    snap.write_text(json.dumps({"now": 100, "pods": [pod]}))
+    result = CliRunner().invoke(
+        main, ["explain", "--rules", str(EXAMPLES / "kwok.yaml"), "--snapshot", str(snap)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "rule gpu-jobs: 0 pod(s) pending" in result.output
+    assert "1 pod(s) unservable" in result.output
+    assert (
+        "✗ ml/lost: no target on the ladder can take it (kwok-a100: required node affinity "
+        "topology.kubernetes.io/zone In [elsewhere] (the node has "
+        "topology.kubernetes.io/zone=kwok-zone-a))"
+    ) in result.output
+    assert "no action" in result.output
