@@ -113,4 +113,6 @@ class FakeProvider:
 
     def _set_cordoned(self, unit_id: str, cordoned: bool) -> None:
         if unit_id in self.units:
-            self.units[unit_id] = replace(self.units[unit_id], cordoned=cordoned)
+            self.units[unit_id] = replace(
+                self.units[unit_id], cordoned=cordoned, cordoned_by_burstd=cordoned
+            )
