@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from burstd.model import NoOp
+from burstd.model.durations import format_duration
 from burstd.model.serde import SnapshotError, snapshot_from_dict
 from burstd.plan.planner import plan
 from burstd.rules.loader import RulesError, load_rules
@@ -61,6 +62,12 @@ def explain(snapshot_path: str, rules_path: str, at: float | None) -> None:
             click.echo(f"  {len(lines)} pod(s) unservable (no new unit would take them):")
         for line in lines:
             click.echo(f"  ✗ {line}")
+    for m in snapshot.misfits:
+        if m.until > now:
+            click.echo(
+                f"safety net: {m.pod} was not placed on unit {m.unit}; not bursting for it on "
+                f"{m.target} for {format_duration(m.until - now)} (miss {m.misses})"
+            )
     actions = result.actions
     click.echo(f"{len(actions)} action(s):" if actions else "no action:")
     for decision in result.decisions:
