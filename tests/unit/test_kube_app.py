@@ -12,6 +12,8 @@ import pytest
 from burstd.app import App, JsonFormatter, Settings, unique_ids
 from burstd.model import GpuRequest, Node, Pod, PodPhase, UnitPhase
 from burstd.model.events import NODES, PODS, NodeUpserted, PodDeleted, PodUpserted, Synced
+from burstd.plan.fit import Unservable
+from burstd.plan.planner import Plan
 from burstd.providers.base import ProvisionedUnit
 from burstd.providers.fake import FakeProvider
 from burstd.state.clock import ManualClock
@@ -230,3 +232,33 @@ def test_json_log_lines_carry_the_extra_fields() -> None:
     assert out["event"] == "decision"
     assert out["reason"] == "3 pods pending"
     assert out["level"] == "info"
+
+
+def test_unservable_pods_are_logged_once(app: App, caplog: pytest.LogCaptureFixture) -> None:
+    lost = Unservable(pod="ml/lost", rule="jobs", reason="no target on the ladder can take it")
+    result = Plan(decisions=(), unservable=(lost,))
+    with caplog.at_level(logging.WARNING, logger="burstd"):
+        for _ in range(5):
+            app._report_unservable(result)
+        app._report_unservable(Plan(decisions=()))  # it was placed, or deleted
+        app._report_unservable(result)  # unservable again: said again
+    said = [r for r in caplog.records if getattr(r, "event", "") == "unservable"]
+    assert len(said) == 2
+    assert "ml/lost" in said[0].getMessage()
+    assert app.unservable == {"ml/lost": lost.reason}
+
+
+def test_orphan_targets_are_found_by_their_nodes_labels(app: App) -> None:
+    """A node burstd made for a target no longer in the file gets a provider of its kind."""
+    labels = {
+        "app.kubernetes.io/managed-by": "burstd",
+        "burstd.io/target": "gone",
+        "burstd.io/provider": "kwok",
+        "burstd.io/unit": "gone-1",
+    }
+    app.state.apply(NodeUpserted(node=Node(name="gone-1", unit="gone-1", labels=labels)))
+    stray = dict(labels, **{"burstd.io/provider": "nonesuch", "burstd.io/target": "other"})
+    app.state.apply(NodeUpserted(node=Node(name="x-1", unit="x-1", labels=stray)))
+    app._orphan_providers()
+    assert "gone" in app.providers
+    assert "other" not in app.providers
