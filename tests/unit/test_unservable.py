@@ -12,6 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from burstd.actuate.actuator import MISFIT_BACKOFF_S, Actuator
 from burstd.model import (
     GpuRequest,
@@ -305,3 +308,46 @@ def test_a_starting_units_node_still_covers_its_pods() -> None:
     )
     snap = Snapshot(pods=(gpu_pod("p"),), nodes=(node,), units=(starting,))
     assert plan(snap, rules, NOW).actions == ()
+
+
+zones = st.sampled_from(("z1", "z2", "z9"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pods=st.lists(st.tuples(st.none() | zones, st.integers(0, 40_000), st.booleans()), max_size=12),
+    zone_a=zones,
+    zone_b=zones,
+)
+def test_every_pod_bursted_for_is_one_the_new_node_takes(
+    pods: list[tuple[str | None, int, bool]], zone_a: str, zone_b: str
+) -> None:
+    """Whatever the pods ask, a scale-up only lists pods that its target's node would take,
+    and an unservable pod is never in one."""
+    targets = [
+        replace(kw_target(name), node=replace(TEMPLATE, labels={ZONE: zone}))
+        for name, zone in (("a", zone_a), ("b", zone_b))
+    ]
+    rules = ruleset(*targets, rules=(rule(ladder=("a", "b")),))
+    made = []
+    for i, (zone, cpu, tolerant) in enumerate(pods):
+        affinity = ((Requirement(key=ZONE, operator="In", values=(zone,)),),) if zone else None
+        placement = Placement(
+            affinity=affinity,
+            tolerations=TOLERATES if tolerant else (),
+            requests={"cpu": cpu} if cpu else {},
+        )
+        made.append(pending(f"p{i}", 1, placement=placement))
+    by_key = {p.key: p for p in made}
+    result = plan(Snapshot(pods=tuple(made)), rules, NOW)
+    unservable = {u.pod for u in result.unservable}
+    for d in result.actions:
+        assert isinstance(d, ScaleUp)
+        t = rules.targets[d.target]
+        for key in d.pods:
+            assert key not in unservable
+            assert pod_fits(by_key[key], NodeFacts.of_template(t.node, gpus=4)) is None
+    for key in unservable:
+        pod = by_key[key]
+        for t in targets:
+            assert pod_fits(pod, NodeFacts.of_template(t.node, gpus=4, gpu_model="A100"))
