@@ -214,7 +214,11 @@ class App:
         applying) is not found this way."""
         for node in self.state.nodes.values():
             name = node.labels.get(TARGET_LABEL)
-            kind_name = node.labels.get(PROVIDER_LABEL)
+            # Nodes made before burstd.io/provider existed: the kwok provider labels its own
+            # ``type: kwok``.
+            kind_name = node.labels.get(PROVIDER_LABEL) or (
+                "kwok" if node.labels.get("type") == "kwok" else None
+            )
             if node.unit is None or not name or name in self.providers or not kind_name:
                 continue
             factory = self._factories.get(kind_name)
