@@ -119,6 +119,11 @@ CASES: list[tuple[str, Pod, str | None]] = [
         "metadata.name",
     ),
     (
+        "matchFields NotIn holds for a node not made yet",
+        raw_pod(affinity=affinity(fields=[expr("metadata.name", "NotIn", "n1")])),
+        None,
+    ),
+    (
         "selector and affinity must both hold",
         raw_pod(nodeSelector={ZONE: "z9"}, affinity=affinity([expr(ZONE, "In", "z1")])),
         "nodeSelector",

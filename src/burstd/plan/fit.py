@@ -161,8 +161,11 @@ def _term_holds(term: tuple[Requirement, ...], node: NodeFacts) -> bool:
 
 def requirement_holds(r: Requirement, node: NodeFacts) -> bool:
     if r.on_field:
-        if r.key != NODE_NAME_FIELD or not node.name:
+        if r.key != NODE_NAME_FIELD:
             return False
+        if not node.name:
+            # A node not made yet gets a fresh name: no listed name is its name.
+            return r.operator == "NotIn"
         if r.operator == "In":
             return node.name in r.values
         if r.operator == "NotIn":
