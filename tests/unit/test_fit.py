@@ -308,3 +308,9 @@ def test_template_verdict_is_the_real_nodes(
         gpu_model=node.gpu_model,
     )
     assert (on_template is None) == (pod_fits(pod, real) is None), (on_template, pod)
+
+
+def test_match_fields_read_a_real_nodes_name() -> None:
+    pod = raw_pod(affinity=affinity(fields=[expr("metadata.name", "In", "n1")]))
+    assert pod_fits(pod, NodeFacts(name="n1", gpus=1)) is None
+    assert pod_fits(pod, NodeFacts(name="n2", gpus=1)) is not None
