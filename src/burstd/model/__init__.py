@@ -11,6 +11,7 @@ from burstd.model.cluster import (
     NEVER_EVICT_ANNOTATION,
     PROVIDER_LABEL,
     RULE_LABEL,
+    RUNTIME_ANNOTATION,
     TARGET_LABEL,
     UNIT_LABEL,
     GpuRequest,
@@ -33,7 +34,7 @@ from burstd.model.decisions import (
     UnitDecision,
 )
 from burstd.model.scheduling import ANYWHERE, Placement, Requirement, Toleration
-from burstd.model.snapshot import Sample, Snapshot
+from burstd.model.snapshot import Sample, Snapshot, StaleSignal
 from burstd.model.units import Misfit, RuleHistory, TargetStatus, Unit, UnitPhase
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "NEVER_EVICT_ANNOTATION",
     "PROVIDER_LABEL",
     "RULE_LABEL",
+    "RUNTIME_ANNOTATION",
     "TARGET_LABEL",
     "UNIT_LABEL",
     "Abandon",
@@ -69,6 +71,7 @@ __all__ = [
     "Sample",
     "ScaleUp",
     "Snapshot",
+    "StaleSignal",
     "Taint",
     "TargetStatus",
     "Toleration",

@@ -30,6 +30,7 @@ from burstd.model import (
     GPU_RESOURCE,
     MIG_RESOURCE_PREFIX,
     NEVER_EVICT_ANNOTATION,
+    RUNTIME_ANNOTATION,
     UNIT_LABEL,
     GpuRequest,
     Node,
@@ -37,6 +38,7 @@ from burstd.model import (
     PodPhase,
     Taint,
 )
+from burstd.model.durations import parse_duration
 from burstd.model.quantity import base_units, parse_quantity
 from burstd.model.scheduling import ANYWHERE, Placement, Requirement, Toleration
 
@@ -369,8 +371,25 @@ def pod_from_raw(obj: Mapping[str, Any]) -> Pod | None:
         pending_since=since if demand else None,
         # Only a pod still to be placed needs its node constraints (and memory stays small).
         placement=placement(spec, others) if node is None else ANYWHERE,
+        declared_runtime=declared_runtime(spec, annotations),
         **common,
     )
+
+
+def declared_runtime(spec: Mapping[str, Any], annotations: Mapping[str, Any]) -> float | None:
+    """The run time a pod declares, for cost-aware waits: the ``RUNTIME_ANNOTATION`` (a
+    duration), else ``activeDeadlineSeconds``; None when neither is there or valid (a bad
+    annotation is ignored, as kubelet ignores what it does not know)."""
+    text = annotations.get(RUNTIME_ANNOTATION)
+    if isinstance(text, str):
+        try:
+            return parse_duration(text)
+        except ValueError:
+            pass
+    deadline = spec.get("activeDeadlineSeconds")
+    if isinstance(deadline, int | float) and not isinstance(deadline, bool) and deadline > 0:
+        return float(deadline)
+    return None
 
 
 def _resources(values: object) -> dict[str, int]:
