@@ -134,7 +134,9 @@ def test_the_node_template_is_what_the_provider_describes() -> None:
 
 def test_kinds_not_declaring_params_pass_them_through() -> None:
     ruleset = parse_rules(
-        TEMPLATE.replace("provider: kwok", "provider: liqo").format(params="      anything: [1]"),
+        TEMPLATE.replace("provider: kwok", "provider: interlink").format(
+            params="      anything: [1]"
+        ),
         "r.yaml",
     )
     assert ruleset.targets["k"].params == {"anything": [1]}

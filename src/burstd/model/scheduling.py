@@ -66,3 +66,7 @@ class Placement:
 
 ANYWHERE = Placement()
 """The placement of a pod that asks nothing of its node (shared, it is frozen)."""
+
+TOLERATES_ALL = Placement(tolerations=(Toleration(operator="Exists"),))
+"""A pod that asks nothing of its node and tolerates every taint: the simulator's pods, whose
+world has no taints (a real pod gets such tolerations from, e.g., Liqo's webhook)."""

@@ -484,7 +484,11 @@ def _burst(
         floor_units = min(floor_need, room - n)
         total = n + floor_units
         if total <= 0:
-            skipped.append(f"{name} cannot hold the pending pods ({_shapes(rest)})")
+            if takes:
+                skipped.append(f"{name} cannot hold the pending pods ({_shapes(rest)})")
+            else:
+                why = fitter.for_target(pods[0], target) if pods else None
+                skipped.append(f"{name} would take none of the pending pods ({why})")
             continue
         short = floor_units < floor_need or any(shape.can_ever_hold(p) for p in rest)
         partial = f"; limited by {binding}" if short else ""
