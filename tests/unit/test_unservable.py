@@ -351,3 +351,27 @@ def test_every_pod_bursted_for_is_one_the_new_node_takes(
         pod = by_key[key]
         for t in targets:
             assert pod_fits(pod, NodeFacts.of_template(t.node, gpus=4, gpu_model="A100"))
+
+
+def test_a_pod_pinned_to_a_units_node_takes_that_unit_back() -> None:
+    """No new unit would take a pod pinned by node name (as DaemonSets pin theirs), but the
+    cordoned unit whose node it names can: it is uncordoned for it, and nothing is made."""
+    rules = ruleset(kw_target(), rules=(FAST,))
+    cordoned = unit("u1", UnitPhase.CORDONED, since=NOW - 5)
+    node = Node(
+        name="node-u1",
+        gpu_model="A100",
+        gpu_allocatable=4,
+        labels=dict(TEMPLATE.labels),
+        taints=TEMPLATE.taints,
+        unschedulable=True,
+        cordoned_by_burstd=True,
+        unit="u1",
+    )
+    by_name = Requirement(key="metadata.name", operator="In", values=("node-u1",), on_field=True)
+    pinned = pending(
+        "pinned", 1, placement=Placement(affinity=((by_name,),), tolerations=TOLERATES)
+    )
+    result = plan(Snapshot(pods=(pinned,), nodes=(node,), units=(cordoned,)), rules, NOW)
+    assert [d.verb for d in result.actions] == ["uncordon"]
+    assert [u.pod for u in result.unservable] == ["ml/pinned"]

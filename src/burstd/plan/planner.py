@@ -152,11 +152,18 @@ def plan(snapshot: Snapshot, ruleset: RuleSet, now: float) -> Plan:
         return Plan(decisions=(NoOp(reason="waiting for the cluster view to sync"),))
     fitter = Fitter(snapshot, ruleset, now)
     unservable = _unservable(snapshot, ruleset, fitter)
+    # Pods no new unit would take fire no trigger; a unit that exists may still take them
+    # (a pod pinned to a unit's node by name, say), so they stay in that part of the plan.
+    extra: dict[str, list[Pod]] = defaultdict(list)
+    full = snapshot
     if unservable:
-        # Unservable pods are not demand: they neither fire triggers nor keep units.
         left_out = {u.pod for u in unservable}
+        pods = {p.key: p for p in snapshot.pods if p.key in left_out}
+        for u in unservable:
+            extra[u.rule].append(pods[u.pod])
         snapshot = replace(snapshot, pods=tuple(p for p in snapshot.pods if p.key not in left_out))
     views = evaluate(snapshot, ruleset, now)
+    snapshot = full
     running = _running_by_node(snapshot.pods)
     budget = _Budget(ruleset, list(snapshot.units))
     decisions: list[Decision] = []
@@ -166,7 +173,11 @@ def plan(snapshot: Snapshot, ruleset: RuleSet, now: float) -> Plan:
     for view in views:
         if view.rule.name in by_rule:
             decisions.append(_unservable_noop(view.rule.name, by_rule[view.rule.name]))
-        decisions.extend(_plan_rule(view, snapshot, ruleset, running, budget, fitter, now))
+        decisions.extend(
+            _plan_rule(
+                view, extra.get(view.rule.name, []), snapshot, ruleset, running, budget, fitter, now
+            )
+        )
     for unit in snapshot.units:
         if _is_orphan(unit, ruleset) and unit.phase.alive:
             decisions.extend(_orphan(unit, ruleset, running, now))
@@ -220,6 +231,7 @@ def _shape(target: Target) -> Shape:
 
 def _plan_rule(
     view: RuleView,
+    unservable: Sequence[Pod],
     snapshot: Snapshot,
     ruleset: RuleSet,
     running: dict[str, list[Pod]],
@@ -265,8 +277,10 @@ def _plan_rule(
     def lands_uncordoned(pod: Pod, b: Bin) -> bool:
         return b.owner is not None and fitter.may_land(pod, by_id[b.owner], cordon_lifted=True)
 
-    # 2. Cover demand with capacity on its way.
-    demand = sorted(view.demand, key=size_key)
+    # 2. Cover demand with capacity on its way (a pod no new unit would take, too, where it
+    # would land on a unit that exists).
+    matched = [*view.demand, *unservable]
+    demand = sorted(matched, key=size_key)
     coming = [
         _bin_for(u, ruleset, running, fitter)
         for u in units
@@ -344,7 +358,7 @@ def _plan_rule(
     floor = _floor_units(rule, units) if view.fired else set()
     for u in units:
         if u.id not in taken_back:
-            needed = any(fitter.could_use(p, u) for p in view.demand)
+            needed = any(fitter.could_use(p, u) for p in matched)
             steps = _release_step(u, rule, running, needed, snapshot, now, dry)
             if view.stale and any(isinstance(d, Cordon | Drain) for d in steps):
                 steps = [NoOp(rule=rule.name, reason=f"{u.id} kept: {view.stale}")]
