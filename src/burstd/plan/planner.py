@@ -4,7 +4,8 @@ For each rule, in file order:
 
 0. pending pods no target on the rule's ladder would take (checked against the node a new
    unit brings, as the scheduler would: ``plan/fit.py``) are **unservable**: reported with
-   the reason, never bursted for, never counted as demand nor as a reason to keep a unit;
+   the reason, never bursted for and firing no trigger; a unit that exists serves them only
+   if they would land on its real node;
 1. units past their ready deadline are abandoned (the actuator rolls them back and puts the
    target in backoff, so the next pass walks further down the ladder);
 2. the rule's pending demand is first covered by capacity already on its way: units in flight,
