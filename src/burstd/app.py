@@ -602,9 +602,7 @@ class App:
 
     def _unit_from(self, pu: ProvisionedUnit, target: Target | None) -> Unit:
         """The unit as found. Its shape is read from the object (the target may have changed
-        since). A cordon burstd recorded on it resumes giving it back (and if pods run on it,
-        it is taken back into service should its rule be in the file: the cordon came from
-        the rule leaving, since burstd only cordons empty units otherwise). A cordon without
+        since). A cordon burstd recorded on it resumes giving it back; a cordon without
         burstd's record is an operator's: the unit is held."""
         now = self.clock.now()
         held = pu.cordoned and not pu.cordoned_by_burstd
@@ -615,9 +613,6 @@ class App:
         else:
             phase = UnitPhase.PROVISIONING
         ready = phase is not UnitPhase.PROVISIONING
-        busy = phase is UnitPhase.CORDONED and any(
-            p.is_running and p.node == pu.node for p in self.state.pods.values()
-        )
         return Unit(
             id=pu.id,
             target=pu.target,
@@ -626,7 +621,6 @@ class App:
             gpu_model=pu.gpu_model or (target.gpu_model if target else ""),
             mig=tuple(sorted(pu.mig.items())),
             held=held and ready,
-            orphaned=busy,
             phase=phase,
             requested_at=pu.created_at or now,
             # Timers restart: an adopted unit is not released sooner than a fresh one.
