@@ -52,8 +52,17 @@ from burstd.actuate.memory import (
 )
 from burstd.control.loop import Controller
 from burstd.control.trigger import Trigger
-from burstd.model import NoOp, ScaleUp, Unit, UnitPhase
+from burstd.model import (
+    PROVIDER_LABEL,
+    TARGET_LABEL,
+    NoOp,
+    ScaleUp,
+    Unit,
+    UnitPhase,
+)
 from burstd.model.events import Event, MetricMissing, PodDeleted, PodUpserted
+from burstd.model.params import with_defaults
+from burstd.plan.planner import Plan
 from burstd.providers.base import (
     Provider,
     ProviderContext,
@@ -61,7 +70,7 @@ from burstd.providers.base import (
     ProvisionedUnit,
     UnitShape,
 )
-from burstd.providers.registry import factories
+from burstd.providers.registry import KINDS, factories
 from burstd.rules.loader import RulesError, load_rules
 from burstd.rules.types import RuleSet, Target, UtilizationTrigger
 from burstd.sources.kube.client import connect
@@ -185,6 +194,8 @@ class App:
         self.controller = Controller(self.state, lambda: self.rules, self.actuator)
         self.applied: deque[Applied] = deque(maxlen=1000)
         self.adopted: list[Unit] = []
+        self.unservable: dict[str, str] = {}  # pod -> reason, as last logged
+        self._misfits_logged: set[tuple[str, str, float]] = set()
         self.source: KubeSource | None = None
         self.passes = 0
         self.reloads = 0
@@ -255,6 +266,47 @@ class App:
         return ProviderContext(
             api=self._api, shape=shape, params=target.params, state_dir=state_dir
         )
+
+    def _orphan_providers(self) -> None:
+        """Providers for targets no rules file names any more but whose nodes are still there
+        (found by burstd's labels in the watched nodes, ``burstd.io/provider`` saying the
+        kind), built with the kind's default params, so their units are adopted and given
+        back like any orphan. A provider whose units have no node (a Terraform pool still
+        applying) is not found this way."""
+        for node in self.state.nodes.values():
+            name = node.labels.get(TARGET_LABEL)
+            # Nodes made before burstd.io/provider existed: the kwok provider labels its own
+            # ``type: kwok``.
+            kind_name = node.labels.get(PROVIDER_LABEL) or (
+                "kwok" if node.labels.get("type") == "kwok" else None
+            )
+            if node.unit is None or not name or name in self.providers or not kind_name:
+                continue
+            factory = self._factories.get(kind_name)
+            kind = KINDS.get(kind_name)
+            if factory is None:
+                log.error(
+                    "node %s of unit %s: target %s is not in the rules file and provider %r is "
+                    "not available in this daemon; the unit cannot be given back",
+                    node.name,
+                    node.unit,
+                    name,
+                    kind_name,
+                    extra={"event": "orphan_target_unavailable", "target": name},
+                )
+                continue
+            params = with_defaults(kind.params or {}, {}) if kind is not None else {}
+            target = Target(name=name, provider=kind_name, params=params)
+            self.providers[name] = factory(self._context(target))
+            log.warning(
+                "target %s is not in the rules file but burstd's node %s (unit %s) is there: "
+                "adopting its units with %s's default params, to give them back",
+                name,
+                node.name,
+                node.unit,
+                kind_name,
+                extra={"event": "orphan_target", "target": name, "provider": kind_name},
+            )
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, PodUpserted | PodDeleted):
@@ -425,11 +477,50 @@ class App:
         result = self.controller.run_once(now)
         self.trigger.wake_at(result.wake_at)
         self.passes += 1
+        self._report_unservable(result)
         self._memory_poke.set()
         if log.isEnabledFor(logging.DEBUG):
             for d in result.decisions:
                 if isinstance(d, NoOp):
                     log.debug("%s", d, extra={"event": "noop", "rule": d.rule, "why": why})
+
+    def _report_unservable(self, result: Plan) -> None:
+        """Log each unservable pod once (again only if its reason changes), and each
+        safety-net record once."""
+        now_unservable = {u.pod: u.reason for u in result.unservable}
+        for u in result.unservable:
+            if self.unservable.get(u.pod) != u.reason:
+                log.warning(
+                    "[%s] pod %s is unservable, not bursting for it: %s",
+                    u.rule,
+                    u.pod,
+                    u.reason,
+                    extra={"event": "unservable", "pod": u.pod, "rule": u.rule, "reason": u.reason},
+                )
+        self.unservable = now_unservable
+        for m in self.actuator.misfits.values():
+            key = (m.pod, m.target, m.until)
+            if key not in self._misfits_logged:
+                self._misfits_logged.add(key)
+                log.warning(
+                    "pod %s was packed onto unit %s but the scheduler did not place it there: "
+                    "not bursting for it on %s for %.0fs (miss %d)",
+                    m.pod,
+                    m.unit,
+                    m.target,
+                    m.until - self.clock.now(),
+                    m.misses,
+                    extra={
+                        "event": "misfit",
+                        "pod": m.pod,
+                        "unit": m.unit,
+                        "target": m.target,
+                        "until": m.until,
+                        "misses": m.misses,
+                    },
+                )
+        if len(self._misfits_logged) > 10_000:
+            self._misfits_logged.clear()
 
     async def _adopt(self, *, initial: bool = True) -> None:
         """Take over units burstd made that it does not know: at start, before the first plan
@@ -437,6 +528,7 @@ class App:
         create that completed after a crash, once the restarted daemon had listed."""
         known = set(self.actuator.units)
         found: list[Unit] = []
+        self._orphan_providers()
         for name, provider in sorted(self.providers.items()):
             while True:
                 try:
@@ -462,12 +554,29 @@ class App:
                     continue
                 unit = self._unit_from(pu, target)
                 found.append(unit)
+                how = (
+                    "; cordoned by an operator: held (never uncordoned nor evicted from)"
+                    if unit.held
+                    else ""
+                )
+                if name not in self.rules.targets:
+                    how += f"; target {name} is not in the rules file: it will be given back"
                 log.info(
-                    "adopted unit %s (%s) on node %s",
+                    "adopted unit %s (%s, %d GPU%s) on node %s%s",
                     unit.id,
                     unit.phase,
+                    unit.gpus,
+                    f", MIG {dict(unit.mig)}" if unit.mig else "",
                     unit.node,
-                    extra={"event": "adopted", "unit": unit.id, "phase": str(unit.phase)},
+                    how,
+                    extra={
+                        "event": "adopted",
+                        "unit": unit.id,
+                        "phase": str(unit.phase),
+                        "held": unit.held,
+                        "gpus": unit.gpus,
+                        "mig": dict(unit.mig),
+                    },
                 )
         self.actuator.adopt(found)
         self.adopted.extend(found)
@@ -492,8 +601,12 @@ class App:
             await self._adopt(initial=False)
 
     def _unit_from(self, pu: ProvisionedUnit, target: Target | None) -> Unit:
+        """The unit as found. Its shape is read from the object (the target may have changed
+        since). A cordon burstd recorded on it resumes giving it back; a cordon without
+        burstd's record is an operator's: the unit is held."""
         now = self.clock.now()
-        if pu.cordoned:
+        held = pu.cordoned and not pu.cordoned_by_burstd
+        if pu.cordoned and not held:
             phase = UnitPhase.CORDONED
         elif pu.ready:
             phase = UnitPhase.READY
@@ -506,7 +619,8 @@ class App:
             rule=pu.rule,
             gpus=pu.gpus,
             gpu_model=pu.gpu_model or (target.gpu_model if target else ""),
-            mig=tuple(sorted(target.mig.items())) if target else (),
+            mig=tuple(sorted(pu.mig.items())),
+            held=held and ready,
             phase=phase,
             requested_at=pu.created_at or now,
             # Timers restart: an adopted unit is not released sooner than a fresh one.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -175,10 +176,30 @@ async def test_cordon_and_uncordon_are_idempotent_and_visible(factory: ProviderF
             await provider.cordon(unit.id, unit.node)
             (seen,) = [u for u in await provider.list_units() if u.id == unit.id]
             assert seen.cordoned
+            # burstd's own cordon is recorded, so a restart never takes it for an operator's.
+            assert seen.cordoned_by_burstd
             await provider.uncordon(unit.id, unit.node)
             await provider.uncordon(unit.id, unit.node)
             (seen,) = [u for u in await provider.list_units() if u.id == unit.id]
             assert not seen.cordoned
+            assert not seen.cordoned_by_burstd
+        finally:
+            await provider.delete(unit.id, unit.node)
+
+
+async def test_list_units_reports_the_shape_a_unit_was_made_with(
+    factory: ProviderFactory,
+) -> None:
+    async with factory() as provider:
+        mig = replace(spec("c-7", gpus=1), mig={"1g.10gb": 7})
+        unit = await provider.create(mig)
+        try:
+            (seen,) = [u for u in await provider.list_units() if u.id == unit.id]
+            assert (seen.gpus, dict(seen.mig), seen.gpu_model) == (
+                1,
+                {"1g.10gb": 7},
+                "NVIDIA-A100-SXM4-40GB",
+            )
         finally:
             await provider.delete(unit.id, unit.node)
 

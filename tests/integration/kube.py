@@ -103,16 +103,35 @@ class Kube:
         await self.raw(self.batch.create_namespaced_job, namespace, body)
 
     async def create_pod(
-        self, namespace: str, name: str, *, gpus: int, complete_after: str | None = None
+        self,
+        namespace: str,
+        name: str,
+        *,
+        gpus: int,
+        complete_after: str | None = None,
+        resource: str = GPU,
+        spec: dict[str, Any] | None = None,
     ) -> None:
+        """A bare pod asking ``gpus`` of ``resource``; ``spec`` adds to its spec (affinity,
+        nodeSelector, tolerations...)."""
         annotations = {COMPLETE_AFTER: complete_after} if complete_after else {}
+        limits = {resource: gpus}
         body = {
             "metadata": {"name": name, "annotations": annotations},
             "spec": {
-                "containers": [{"name": "work", "image": "x", "resources": {"limits": {GPU: gpus}}}]
+                "containers": [{"name": "work", "image": "x", "resources": {"limits": limits}}],
+                **(spec or {}),
             },
         }
         await self.raw(self.core.create_namespaced_pod, namespace, body)
+
+    async def pod(self, namespace: str, name: str) -> dict[str, Any]:
+        data: dict[str, Any] = await self.raw(self.core.read_namespaced_pod, name, namespace)
+        return data
+
+    async def cordon_node(self, name: str) -> None:
+        """Cordon as an operator does (``kubectl cordon``): only ``spec.unschedulable``."""
+        await self.raw(self.core.patch_node, name, {"spec": {"unschedulable": True}})
 
     async def delete_pod(self, namespace: str, name: str) -> None:
         await self.raw(self.core.delete_namespaced_pod, name, namespace, grace_period_seconds=0)
@@ -214,10 +233,15 @@ def rules_yaml(
     max_units: int = 6,
     node_delay: str = "0s",
     interval: str = "1s",
+    drain: str = "wait",
+    max_wait: str = "4h",
+    shape: str = "",
     trigger: str = "pending: {gpus: 1}",
     min_gpus: int = 0,
 ) -> str:
-    """A rules file for one test: one kwok target, one rule for one namespace, short timers."""
+    """A rules file for one test: one kwok target, one rule for one namespace, short timers.
+    ``shape`` replaces the unit's GPU lines (e.g. ``"mig: {1g.10gb: 7}"``)."""
+    shape = shape or f"gpus_per_unit: {gpus_per_unit}"
     return f"""\
 version: 1
 loop: {{interval: {interval}, batch_idle: 500ms, batch_max: 3s}}
@@ -233,7 +257,7 @@ targets:
         cpu: "16"
         memory: 64Gi
     gpu_model: NVIDIA-A100-SXM4-80GB
-    gpus_per_unit: {gpus_per_unit}
+    {shape}
     max_units: {max_units}
     max_in_flight: {max_units}
     time_to_ready: 1s
@@ -251,9 +275,19 @@ rules:
     release:
       idle_for: {idle_for}
       validation: {validation}
-      drain: {{mode: wait}}
+      drain: {{mode: {drain}, max_wait: {max_wait}}}
     cooldown: {{scale_up: 0s, scale_down: 0s}}
 """
+
+
+async def passes(app: App, n: int, *, within: float = 60) -> None:
+    """Wait until burstd has made ``n`` more planning passes."""
+    until = app.passes + n
+
+    async def done() -> bool:
+        return app.passes >= until
+
+    await eventually(done, within=within, interval=0.1, what=f"{n} more passes")
 
 
 @contextlib.asynccontextmanager

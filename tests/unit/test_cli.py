@@ -66,6 +66,37 @@ def test_explain_names_a_bad_snapshot_field(tmp_path: Path) -> None:
     assert "pods[0].gpu: expected an object, got 1" in result.output
 
 
+def test_explain_prints_unservable_pods_with_the_reason(tmp_path: Path) -> None:
+    zone = {"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["elsewhere"]}
+    pod = {
+        "namespace": "ml",
+        "name": "lost",
+        "gpu": {"gpus": 1},
+        "unschedulable": True,
+        "pending_since": 0,
+        "placement": {"affinity": [[zone]]},
+    }
+    snap = tmp_path / "s.json"
+    misfit = {"pod": "ml/picky", "target": "kwok-a100", "unit": "kwok-a100-1", "until": 700}
+    snap.write_text(json.dumps({"now": 100, "pods": [pod], "misfits": [misfit]}))
+    result = CliRunner().invoke(
+        main, ["explain", "--rules", str(EXAMPLES / "kwok.yaml"), "--snapshot", str(snap)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "rule gpu-jobs: 0 pod(s) pending" in result.output
+    assert (
+        "safety net: ml/picky was not placed on unit kwok-a100-1; not bursting for it on "
+        "kwok-a100 for 10m (miss 1)"
+    ) in result.output
+    assert "1 pod(s) unservable" in result.output
+    assert (
+        "✗ ml/lost: no target on the ladder can take it (kwok-a100: required node affinity "
+        "topology.kubernetes.io/zone In [elsewhere] (the node has "
+        "topology.kubernetes.io/zone=kwok-zone-a))"
+    ) in result.output
+    assert "no action" in result.output
+
+
 def test_explain_shows_a_stale_signal_and_the_unit_it_keeps() -> None:
     result = CliRunner().invoke(
         main,

@@ -12,6 +12,8 @@ import pytest
 from burstd.app import App, JsonFormatter, Settings, unique_ids
 from burstd.model import GpuRequest, Node, Pod, PodPhase, UnitPhase
 from burstd.model.events import NODES, PODS, NodeUpserted, PodDeleted, PodUpserted, Synced
+from burstd.plan.fit import Unservable
+from burstd.plan.planner import Plan
 from burstd.providers.base import ProvisionedUnit
 from burstd.providers.fake import FakeProvider
 from burstd.state.clock import ManualClock
@@ -104,12 +106,37 @@ def test_adopted_units_keep_their_phase(app: App) -> None:
     assert ready.gpu_model == "NVIDIA-A100"
     cordoned = app._unit_from(
         ProvisionedUnit(
-            id="kw-2", target="kw", rule="jobs", gpus=4, node="n2", ready=True, cordoned=True
+            id="kw-2",
+            target="kw",
+            rule="jobs",
+            gpus=4,
+            node="n2",
+            ready=True,
+            cordoned=True,
+            cordoned_by_burstd=True,
         ),
         target,
     )
     assert cordoned.phase is UnitPhase.CORDONED
     assert cordoned.phase_since == 5000.0
+    assert not cordoned.held
+    # An operator's cordon (no burstd record on the node) is not burstd's to undo or act on.
+    operators = app._unit_from(
+        ProvisionedUnit(
+            id="kw-4", target="kw", rule="jobs", gpus=4, node="n4", ready=True, cordoned=True
+        ),
+        target,
+    )
+    assert operators.phase is UnitPhase.READY
+    assert operators.held
+    # The shape is the object's, not the target's current one.
+    mig = app._unit_from(
+        ProvisionedUnit(
+            id="kw-5", target="kw", rule="jobs", gpus=1, node="n5", ready=True, mig={"1g.10gb": 7}
+        ),
+        target,
+    )
+    assert (mig.gpus, mig.mig) == (1, (("1g.10gb", 7),))
     starting = app._unit_from(
         ProvisionedUnit(id="kw-3", target="kw", rule="jobs", gpus=4, node="n3", ready=False),
         target,
@@ -205,3 +232,33 @@ def test_json_log_lines_carry_the_extra_fields() -> None:
     assert out["event"] == "decision"
     assert out["reason"] == "3 pods pending"
     assert out["level"] == "info"
+
+
+def test_unservable_pods_are_logged_once(app: App, caplog: pytest.LogCaptureFixture) -> None:
+    lost = Unservable(pod="ml/lost", rule="jobs", reason="no target on the ladder can take it")
+    result = Plan(decisions=(), unservable=(lost,))
+    with caplog.at_level(logging.WARNING, logger="burstd"):
+        for _ in range(5):
+            app._report_unservable(result)
+        app._report_unservable(Plan(decisions=()))  # it was placed, or deleted
+        app._report_unservable(result)  # unservable again: said again
+    said = [r for r in caplog.records if getattr(r, "event", "") == "unservable"]
+    assert len(said) == 2
+    assert "ml/lost" in said[0].getMessage()
+    assert app.unservable == {"ml/lost": lost.reason}
+
+
+def test_orphan_targets_are_found_by_their_nodes_labels(app: App) -> None:
+    """A node burstd made for a target no longer in the file gets a provider of its kind."""
+    labels = {
+        "app.kubernetes.io/managed-by": "burstd",
+        "burstd.io/target": "gone",
+        "burstd.io/provider": "kwok",
+        "burstd.io/unit": "gone-1",
+    }
+    app.state.apply(NodeUpserted(node=Node(name="gone-1", unit="gone-1", labels=labels)))
+    stray = dict(labels, **{"burstd.io/provider": "nonesuch", "burstd.io/target": "other"})
+    app.state.apply(NodeUpserted(node=Node(name="x-1", unit="x-1", labels=stray)))
+    app._orphan_providers()
+    assert "gone" in app.providers
+    assert "other" not in app.providers

@@ -189,7 +189,7 @@ SCENARIOS = [
         ruleset(target("a", 4)),
         Snapshot(pods=(pending("huge", 16),)),
         [],
-        ["a cannot hold the pending pods (1x 16 GPUs)", "1 pod(s) left unplaced"],
+        ["1 matched pod(s) pending that no new unit would take", "a: asks 16 GPUs, the node has 4"],
     ),
     Scenario(
         "scale-up cooldown",

@@ -5,6 +5,17 @@ provider calls to a ``Driver``; the driver reports back through ``provisioned``,
 ``failed`` and ``released`` with the time it saw them. The daemon's driver runs async provider
 calls as tasks; the simulator's applies them to the simulated world. One unit has at most one
 provider call in flight: decisions about a busy unit wait for the next pass.
+
+Two things it notices on each pass (``observe``), so the pure planner can read them:
+
+* a unit's node cordoned by someone else (unschedulable without ``burstd.io/cordoned-at``)
+  marks the unit ``held`` — the operator's decision, never undone by burstd — and an operator's
+  uncordon clears it;
+* the safety net: the pods a scale-up packed onto a unit that are still pending
+  ``READY_SETTLE_S`` after it became ready while it runs nothing become ``Misfit`` records:
+  not bursted for on that target for ``MISFIT_BACKOFF_S`` (doubling with each miss, up to
+  ``MAX_BACKOFF_S``). Whatever the model of the node missed, the empty unit then goes idle and
+  is released, and no new one follows.
 """
 
 from __future__ import annotations
@@ -22,6 +33,8 @@ from burstd.model import (
     Decision,
     Drain,
     Evict,
+    Misfit,
+    PodPhase,
     Release,
     RuleHistory,
     ScaleUp,
@@ -31,10 +44,11 @@ from burstd.model import (
     Unit,
     UnitPhase,
 )
-from burstd.plan.planner import Plan
+from burstd.plan.planner import READY_SETTLE_S, Plan
 from burstd.rules.types import RuleSet, Target
 
 MAX_BACKOFF_S = 3600.0
+MISFIT_BACKOFF_S = 600.0
 
 
 class Driver(Protocol):
@@ -73,6 +87,9 @@ class Actuator:
         self._busy: set[str] = set()
         self._running: set[str] = set()  # units that ran a pod at the last observation
         self._seen_running: dict[str, float] = {}  # unit -> last observation it ran a pod
+        # unit -> (the units of its scale-up, the pods that scale-up packed onto them)
+        self._packed: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        self._misfits: dict[tuple[str, str], Misfit] = {}  # (pod, target) -> record
         self.listeners: list[Callable[[Applied], None]] = []
         self.provisioned_total = 0
         self.released_total = 0
@@ -83,6 +100,11 @@ class Actuator:
     @property
     def units(self) -> Mapping[str, Unit]:
         return self._units
+
+    @property
+    def misfits(self) -> Mapping[tuple[str, str], Misfit]:
+        """The safety net's records, by (pod, target)."""
+        return self._misfits
 
     def merged(self, base: Snapshot) -> Snapshot:
         """``base`` (pods, nodes, metrics) with the actuator's units and memory."""
@@ -96,6 +118,7 @@ class Actuator:
             metrics=base.metrics,
             stale=base.stale,
             synced=base.synced,
+            misfits=tuple(self._misfits.values()),
         )
 
     def observe(self, base: Snapshot, now: float) -> None:
@@ -115,6 +138,61 @@ class Actuator:
             if went_idle is not None:
                 self._units[uid] = replace(went_idle, last_busy_at=self._seen_running[uid])
         self._running = running
+        if base.nodes:
+            self._note_held(base, now)
+        if self._packed or self._misfits:
+            self._safety_net(base, running, now)
+
+    def _note_held(self, base: Snapshot, now: float) -> None:
+        """A ready unit whose node someone else cordoned is held; uncordoned, it is not."""
+        nodes = {n.name: n for n in base.nodes if n.unit is not None}
+        for uid, unit in self._units.items():
+            if unit.node is None or uid in self._busy or unit.phase is not UnitPhase.READY:
+                continue
+            node = nodes.get(unit.node)
+            if node is None:
+                continue
+            held = node.unschedulable and not node.cordoned_by_burstd
+            if held != unit.held:
+                self._units[uid] = replace(unit, held=held, phase_since=now)
+
+    def _safety_net(self, base: Snapshot, running: set[str], now: float) -> None:
+        pending = {p.key for p in base.pods if p.node is None and p.phase is PodPhase.PENDING}
+        for key in [k for k in self._misfits if k[0] not in pending]:
+            del self._misfits[key]  # placed somewhere, or gone
+        for uid, (group, pods) in list(self._packed.items()):
+            unit = self._units.get(uid)
+            if unit is None or not unit.phase.alive:
+                del self._packed[uid]
+                continue
+            if any(not self._settled(u, now) for u in group):
+                continue  # the pods may be meant for a unit of the same scale-up still coming
+            waiting = tuple(p for p in pods if p in pending)
+            if not waiting:
+                del self._packed[uid]
+            elif uid in running:
+                # It works: some of its pods landed. The rest may have lost the room to others;
+                # look again once it is empty.
+                self._packed[uid] = (group, waiting)
+            else:
+                del self._packed[uid]
+                for pod in waiting:
+                    self._misfit(pod, unit, now)
+
+    def _settled(self, uid: str, now: float) -> bool:
+        """Ready for the grace period, or gone."""
+        unit = self._units.get(uid)
+        if unit is None or not unit.phase.alive:
+            return True
+        return unit.ready_at is not None and now - unit.ready_at >= READY_SETTLE_S
+
+    def _misfit(self, pod: str, unit: Unit, now: float) -> None:
+        old = self._misfits.get((pod, unit.target))
+        misses = old.misses + 1 if old is not None else 1
+        wait = min(MAX_BACKOFF_S, MISFIT_BACKOFF_S * 2.0 ** min(misses - 1, 30))
+        self._misfits[(pod, unit.target)] = Misfit(
+            pod=pod, target=unit.target, unit=unit.id, until=now + wait, misses=misses
+        )
 
     def saw_running(self, node: str, now: float) -> None:
         """A pod ran on ``node`` until ``now`` and has just finished or left. Passes only see
@@ -217,12 +295,13 @@ class Actuator:
         target = ruleset.targets.get(unit.target)
         match d:
             case Cordon():
-                self._units[unit.id] = unit.moved(UnitPhase.CORDONED, now)
+                moved = unit.moved(UnitPhase.CORDONED, now)
+                self._units[unit.id] = replace(moved, orphaned=d.orphan)
                 self._touch(unit.rule, down=now)
                 if unit.node is not None:
                     self._call(unit.id, self._driver.cordon, unit, target)
             case Uncordon():
-                self._units[unit.id] = unit.moved(UnitPhase.READY, now)
+                self._units[unit.id] = replace(unit.moved(UnitPhase.READY, now), orphaned=False)
                 if unit.node is not None:
                     self._call(unit.id, self._driver.uncordon, unit, target)
             case Drain():
@@ -269,6 +348,9 @@ class Actuator:
             self._busy.add(unit.id)
             made.append(unit.id)
             self._driver.create(unit, target)
+        if d.pods:
+            for uid in made:
+                self._packed[uid] = (tuple(made), d.pods)
         self._touch(d.rule, up=now)
         return Applied(decision=d, acted=True, units=tuple(made))
 
@@ -322,6 +404,7 @@ class Actuator:
         """``create`` failed: the unit is gone (the driver cleaned up) and its target backs off."""
         self._busy.discard(uid)
         self._seen_running.pop(uid, None)
+        self._packed.pop(uid, None)
         unit = self._units.pop(uid, None)
         if unit is None:
             return
@@ -331,6 +414,7 @@ class Actuator:
     def released(self, uid: str, now: float) -> None:
         self._busy.discard(uid)
         self._seen_running.pop(uid, None)
+        self._packed.pop(uid, None)
         unit = self._units.pop(uid, None)
         if unit is not None and unit.ready_at is not None:
             self.released_total += 1

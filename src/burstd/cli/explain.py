@@ -9,6 +9,7 @@ import click
 
 from burstd.cli.notes import rule_warnings
 from burstd.model import NoOp
+from burstd.model.durations import format_duration
 from burstd.model.serde import SnapshotError, snapshot_from_dict
 from burstd.plan.planner import plan
 from burstd.rules.loader import RulesError, load_rules
@@ -53,9 +54,23 @@ def explain(snapshot_path: str, rules_path: str, at: float | None) -> None:
     result = plan(snapshot, ruleset, now)
     for warning in rule_warnings(ruleset):
         click.echo(f"warning: {warning}")
+    unservable: dict[str, list[str]] = {}
+    for u in result.unservable:
+        unservable.setdefault(u.rule, []).append(str(u))
     for view in result.views:
         state = "fires" if view.fired else "quiet"
         click.echo(f"rule {view.rule.name}: {len(view.demand)} pod(s) pending, {state}: {view.why}")
+        lines = unservable.get(view.rule.name, [])
+        if lines:
+            click.echo(f"  {len(lines)} pod(s) unservable (no new unit would take them):")
+        for line in lines:
+            click.echo(f"  ✗ {line}")
+    for m in snapshot.misfits:
+        if m.until > now:
+            click.echo(
+                f"safety net: {m.pod} was not placed on unit {m.unit}; not bursting for it on "
+                f"{m.target} for {format_duration(m.until - now)} (miss {m.misses})"
+            )
     actions = result.actions
     click.echo(f"{len(actions)} action(s):" if actions else "no action:")
     for decision in result.decisions:

@@ -33,10 +33,12 @@ from burstd.model.decisions import (
     Uncordon,
     UnitDecision,
 )
+from burstd.model.scheduling import ANYWHERE, Placement, Requirement, Toleration
 from burstd.model.snapshot import Sample, Snapshot, StaleSignal
-from burstd.model.units import RuleHistory, TargetStatus, Unit, UnitPhase
+from burstd.model.units import Misfit, RuleHistory, TargetStatus, Unit, UnitPhase
 
 __all__ = [
+    "ANYWHERE",
     "CORDONED_ANNOTATION",
     "FULL_GPU_MILLI",
     "GPU_MODEL_LABEL",
@@ -56,12 +58,15 @@ __all__ = [
     "Drain",
     "Evict",
     "GpuRequest",
+    "Misfit",
     "NoOp",
     "Node",
     "NodeTemplate",
+    "Placement",
     "Pod",
     "PodPhase",
     "Release",
+    "Requirement",
     "RuleHistory",
     "Sample",
     "ScaleUp",
@@ -69,6 +74,7 @@ __all__ = [
     "StaleSignal",
     "Taint",
     "TargetStatus",
+    "Toleration",
     "Uncordon",
     "Unit",
     "UnitDecision",

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from burstd.model.scheduling import ANYWHERE, Placement
+
 GPU_RESOURCE = "nvidia.com/gpu"
 MIG_RESOURCE_PREFIX = "nvidia.com/mig-"
 GPU_MODEL_LABEL = "nvidia.com/gpu.product"
@@ -91,7 +93,8 @@ class Pod:
 
     ``unschedulable`` is the scheduler's verdict (condition ``PodScheduled=False``, reason
     ``Unschedulable``); a pending pod without it is not demand yet. ``pending_since`` is when
-    that verdict was first given, ``created_at`` when the pod was created.
+    that verdict was first given, ``created_at`` when the pod was created. ``placement`` is
+    what it asks of a node besides GPUs (selector, affinity, tolerations, other resources).
     ``declared_runtime`` is the run time the pod declares (seconds; ``RUNTIME_ANNOTATION``, else
     ``activeDeadlineSeconds``), ``None`` when it declares none.
     """
@@ -110,6 +113,7 @@ class Pod:
     created_at: float = 0.0
     pending_since: float | None = None
     declared_runtime: float | None = None
+    placement: Placement = ANYWHERE
 
     @property
     def key(self) -> str:
@@ -141,6 +145,9 @@ class Node:
     """A node that offers GPUs (or MIG slices).
 
     ``unit`` names the burstd unit that owns the node, ``None`` for the cluster's own nodes.
+    ``allocatable`` holds its other resources in base units, as ``NodeTemplate.allocatable``.
+    ``cordoned_by_burstd``: the node carries ``CORDONED_ANNOTATION`` (burstd cordoned it; an
+    unschedulable node without it was cordoned by someone else).
     """
 
     name: str
@@ -154,6 +161,8 @@ class Node:
     unschedulable: bool = False
     unit: str | None = None
     created_at: float = 0.0
+    allocatable: Mapping[str, int] = field(default_factory=dict)
+    cordoned_by_burstd: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

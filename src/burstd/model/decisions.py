@@ -53,7 +53,10 @@ class UnitDecision(Decision):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Cordon(UnitDecision):
-    """Stop new pods landing on the unit; the first step of giving it back."""
+    """Stop new pods landing on the unit; the first step of giving it back. ``orphan``: because
+    its rule left the rules file (it is taken back into service if the rule returns)."""
+
+    orphan: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from burstd.model.cluster import Node, Pod
-from burstd.model.units import RuleHistory, TargetStatus, Unit
+from burstd.model.units import Misfit, RuleHistory, TargetStatus, Unit
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,7 +37,8 @@ class Snapshot:
 
     ``metrics`` maps a rule's query text to its recent samples; ``stale`` the queries whose
     data is missing right now. ``synced`` is false until every source has listed once: nothing
-    is decided on a partial view.
+    is decided on a partial view. ``misfits`` are the actuator's safety-net records: pods not to
+    burst for on a target for a while.
     """
 
     pods: tuple[Pod, ...] = ()
@@ -48,6 +49,7 @@ class Snapshot:
     metrics: Mapping[str, tuple[Sample, ...]] = field(default_factory=dict)
     stale: Mapping[str, StaleSignal] = field(default_factory=dict)
     synced: bool = True
+    misfits: tuple[Misfit, ...] = ()
 
     def target_status(self, name: str) -> TargetStatus:
         return self.targets.get(name, TargetStatus())

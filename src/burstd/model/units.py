@@ -41,6 +41,12 @@ class Unit:
     it offers instead, if any. ``last_busy_at`` is the last time a pod was seen running on it
     (its ready time while none has); the actuator keeps it exact while the unit is idle, which
     is when the planner reads it. ``phase_since`` is when it entered its current phase.
+
+    ``held``: its node was cordoned by someone else (an operator), not by burstd. burstd never
+    uncordons it, never evicts from it and never counts it as room for pending pods; once
+    nothing runs on it and it has been idle for its rule's ``idle_for`` it is given back.
+    ``orphaned``: burstd is giving it back because its rule left the rules file; should the
+    rule return, the unit is uncordoned rather than drained under the rule's drain mode.
     """
 
     id: str
@@ -56,6 +62,8 @@ class Unit:
     last_busy_at: float | None = None
     price_per_gpu_hour: float = 0.0
     node: str | None = None
+    held: bool = False
+    orphaned: bool = False
 
     @property
     def cost_per_hour(self) -> float:
@@ -77,6 +85,20 @@ class TargetStatus:
     consecutive_failures: int = 0
     backoff_until: float = 0.0
     last_error: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Misfit:
+    """The safety net: pod ``pod`` was packed onto unit ``unit`` of ``target`` but the
+    scheduler did not place it there within the grace period after the unit became ready, so
+    burstd does not burst for it on ``target`` until ``until`` (``misses`` in a row double the
+    wait). Whatever the model of the node missed, this stops a loop of empty units."""
+
+    pod: str
+    target: str
+    unit: str
+    until: float
+    misses: int = 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -4,12 +4,15 @@ A bin is one node: a list of per-GPU free shares (in thousandths of a GPU) and f
 Whole-GPU pods take completely free GPUs of one node; a share takes the fullest GPU that still
 has room (best fit, so fractional pods pile onto as few GPUs as possible); MIG pods take slices.
 First-fit decreasing over bins: large pods first, so a multi-GPU pod is never starved by
-fragments.
+fragments. A bin also counts down the other resources its node lists as allocatable (cpu,
+memory, pods…), so eight 1-GPU pods of 16 cores each are not packed onto one 32-core node.
+Whether a pod may land on a bin's node at all (labels, taints) is ``burstd.plan.fit``'s
+question, asked before packing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from burstd.model import FULL_GPU_MILLI, GpuRequest, Pod
@@ -17,11 +20,13 @@ from burstd.model import FULL_GPU_MILLI, GpuRequest, Pod
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Shape:
-    """The capacity of one node of a unit."""
+    """The capacity of one node of a unit: its GPUs, and ``allocatable`` other resources in
+    base units (those left out are not counted)."""
 
     gpus: int
     model: str = ""
     mig: Mapping[str, int] = field(default_factory=dict)
+    allocatable: Mapping[str, int] = field(default_factory=dict)
 
     def can_ever_fit(self, request: GpuRequest) -> bool:
         if not request.accepts(self.model):
@@ -31,6 +36,17 @@ class Shape:
         if request.milli:
             return self.gpus >= 1
         return request.gpus <= self.gpus
+
+    def can_ever_hold(self, pod: Pod) -> bool:
+        """An empty node of this shape holds ``pod`` (GPUs and the resources it lists)."""
+        if not self.can_ever_fit(pod.gpu):
+            return False
+        alloc = self.allocatable
+        if not alloc:
+            return True
+        if alloc.get("pods", 1) < 1:
+            return False
+        return all(alloc.get(k, n) >= n for k, n in pod.placement.requests.items())
 
 
 @dataclass(slots=True)
@@ -42,12 +58,22 @@ class Bin:
     mig: dict[str, int]
     owner: str | None = None
     pods: list[str] = field(default_factory=list)
+    res: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, shape: Shape, owner: str | None = None) -> Bin:
-        return cls(shape, [FULL_GPU_MILLI] * shape.gpus, dict(shape.mig), owner)
+        return cls(
+            shape,
+            [FULL_GPU_MILLI] * shape.gpus,
+            dict(shape.mig),
+            owner,
+            res=dict(shape.allocatable),
+        )
 
-    def fits(self, request: GpuRequest) -> bool:
+    def fits(self, pod: Pod) -> bool:
+        if self.res and not self._room_for(pod):
+            return False
+        request = pod.gpu
         if not request.accepts(self.shape.model):
             return False
         if request.mig:
@@ -56,9 +82,23 @@ class Bin:
             return any(f >= request.milli for f in self.free)
         return sum(1 for f in self.free if f == FULL_GPU_MILLI) >= request.gpus
 
-    def take(self, key: str, request: GpuRequest) -> None:
-        """Place a request that ``fits``; also used to account for pods already running."""
-        self.pods.append(key)
+    def _room_for(self, pod: Pod) -> bool:
+        res = self.res
+        if res.get("pods", 1) < 1:
+            return False
+        return all(res.get(k, n) >= n for k, n in pod.placement.requests.items())
+
+    def take(self, pod: Pod) -> None:
+        """Place a pod that ``fits``; also used to account for pods already running."""
+        self.pods.append(pod.key)
+        if self.res:
+            res = self.res
+            if "pods" in res:
+                res["pods"] -= 1
+            for k, n in pod.placement.requests.items():
+                if k in res:
+                    res[k] -= n
+        request = pod.gpu
         if request.mig:
             for profile, n in request.mig.items():
                 self.mig[profile] = self.mig.get(profile, 0) - n
@@ -84,13 +124,16 @@ def size_key(pod: Pod) -> tuple[int, float, int, float]:
     return (-pod.priority, -pod.gpu.gpu_equivalent, -len(pod.gpu.mig), since)
 
 
-def pack_into(bins: list[Bin], pods: Iterable[Pod]) -> list[Pod]:
-    """Place ``pods`` into existing ``bins`` first-fit; return those that did not fit."""
+def pack_into(
+    bins: list[Bin], pods: Iterable[Pod], allowed: Callable[[Pod, Bin], bool] | None = None
+) -> list[Pod]:
+    """Place ``pods`` into existing ``bins`` first-fit; return those that did not fit.
+    ``allowed`` says whether a pod may land on a bin's node at all."""
     left: list[Pod] = []
     for pod in pods:
         for b in bins:
-            if b.fits(pod.gpu):
-                b.take(pod.key, pod.gpu)
+            if b.fits(pod) and (allowed is None or allowed(pod, b)):
+                b.take(pod)
                 break
         else:
             left.append(pod)
@@ -101,20 +144,21 @@ def pack_new(shape: Shape, pods: Iterable[Pod], max_bins: int) -> tuple[list[Bin
     """Open at most ``max_bins`` new bins of ``shape`` for ``pods`` (already in packing order).
 
     Returns the opened bins and the pods left over: those the shape can never hold, and those
-    for which no bin could be opened within ``max_bins``.
+    for which no bin could be opened within ``max_bins``. The caller has already left out pods
+    that may not land on the shape's node (``burstd.plan.fit``).
     """
     bins: list[Bin] = []
     left: list[Pod] = []
     for pod in pods:
-        if not shape.can_ever_fit(pod.gpu):
+        if not shape.can_ever_hold(pod):
             left.append(pod)
             continue
-        target = next((b for b in bins if b.fits(pod.gpu)), None)
+        target = next((b for b in bins if b.fits(pod)), None)
         if target is None:
             if len(bins) >= max_bins:
                 left.append(pod)
                 continue
             target = Bin.empty(shape)
             bins.append(target)
-        target.take(pod.key, pod.gpu)
+        target.take(pod)
     return bins, left

@@ -2,6 +2,10 @@
 
 For each rule, in file order:
 
+0. pending pods no target on the rule's ladder would take (checked against the node a new
+   unit brings, as the scheduler would: ``plan/fit.py``) are **unservable**: reported with
+   the reason, never bursted for and firing no trigger; a unit that exists serves them only
+   if they would land on its real node;
 1. units past their ready deadline are abandoned (the actuator rolls them back and puts the
    target in backoff, so the next pass walks further down the ladder);
 2. the rule's pending demand is first covered by capacity already on its way: units in flight,
@@ -10,16 +14,20 @@ For each rule, in file order:
    target, rule and global limits, the budget, cooldowns and backoffs (partial when one binds);
 4. units nobody needs are given back: idle for ``idle_for`` → cordon; re-checked after
    ``validation`` → drain; empty → release. A unit with a running pod is never released, and in
-   ``evict`` mode only pods that may be evicted are.
+   ``evict`` mode only pods that may be evicted are. A unit given back because its rule had
+   left the file is uncordoned when the rule is back, so a later drain starts its
+   ``max_wait`` clock afresh.
 
-Units whose rule left the rules file are drained the same way.
+Units whose rule left the rules file are drained the same way (in ``wait`` mode). A unit
+``held`` by an operator's cordon is never uncordoned, evicted from or counted as room; it is
+released once nothing runs on it and it has been idle for ``idle_for``.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from burstd.model import (
     Abandon,
@@ -37,19 +45,26 @@ from burstd.model import (
     UnitPhase,
 )
 from burstd.model.durations import format_duration
+from burstd.plan.fit import Fitter, Unservable
 from burstd.plan.packing import Bin, Shape, pack_into, pack_new, size_key
-from burstd.rules.engine import RuleView, evaluate
+from burstd.rules.engine import RuleView, assign, evaluate
 from burstd.rules.types import DrainMode, Rule, RuleSet, Target
 
 # A unit that just became ready may still have pending pods the scheduler has not retried yet;
-# its free room counts as covering demand for this long, so burstd does not burst twice.
+# its free room counts as covering demand for this long, so burstd does not burst twice. It is
+# also the safety net's grace period: pods packed onto a unit and still pending this long after
+# it became ready are not bursted for on its target for a while (``Actuator.observe``).
 READY_SETTLE_S = 60.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Plan:
+    """The decisions of one pass; ``views`` what each rule saw (its demand, its triggers);
+    ``unservable`` the pending matched pods no target of their rule can take, with why."""
+
     decisions: tuple[Decision, ...]
     views: tuple[RuleView, ...] = ()
+    unservable: tuple[Unservable, ...] = ()
     wake_at: float | None = None
     """The next time a trigger's answer may change with nothing else changing (a schedule
     window opening or closing, a pending pod reaching ``for``): the loop should run then."""
@@ -136,18 +151,68 @@ def plan(snapshot: Snapshot, ruleset: RuleSet, now: float) -> Plan:
     """Decide what to do now. Deterministic: the same inputs give the same plan."""
     if not snapshot.synced:
         return Plan(decisions=(NoOp(reason="waiting for the cluster view to sync"),))
+    fitter = Fitter(snapshot, ruleset, now)
+    unservable = _unservable(snapshot, ruleset, fitter)
+    # Pods no new unit would take fire no trigger; a unit that exists may still take them
+    # (a pod pinned to a unit's node by name, say), so they stay in that part of the plan.
+    extra: dict[str, list[Pod]] = defaultdict(list)
+    full = snapshot
+    if unservable:
+        left_out = {u.pod for u in unservable}
+        pods = {p.key: p for p in snapshot.pods if p.key in left_out}
+        for u in unservable:
+            extra[u.rule].append(pods[u.pod])
+        snapshot = replace(snapshot, pods=tuple(p for p in snapshot.pods if p.key not in left_out))
     views = evaluate(snapshot, ruleset, now)
+    snapshot = full
     running = _running_by_node(snapshot.pods)
     budget = _Budget(ruleset, list(snapshot.units))
     decisions: list[Decision] = []
+    by_rule: dict[str, list[Unservable]] = defaultdict(list)
+    for u in unservable:
+        by_rule[u.rule].append(u)
     for view in views:
-        decisions.extend(_plan_rule(view, snapshot, ruleset, running, budget, now))
-    known = {r.name for r in ruleset.rules}
+        if view.rule.name in by_rule:
+            decisions.append(_unservable_noop(view.rule.name, by_rule[view.rule.name]))
+        decisions.extend(
+            _plan_rule(
+                view, extra.get(view.rule.name, []), snapshot, ruleset, running, budget, fitter, now
+            )
+        )
     for unit in snapshot.units:
-        if unit.rule not in known and unit.phase.alive:
+        if _is_orphan(unit, ruleset) and unit.phase.alive:
             decisions.extend(_orphan(unit, ruleset, running, now))
     wakes = [v.wake_at for v in views if v.wake_at is not None]
-    return Plan(decisions=tuple(decisions), views=views, wake_at=min(wakes, default=None))
+    return Plan(
+        decisions=tuple(decisions),
+        views=views,
+        unservable=unservable,
+        wake_at=min(wakes, default=None),
+    )
+
+
+def _unservable(snapshot: Snapshot, ruleset: RuleSet, fitter: Fitter) -> tuple[Unservable, ...]:
+    demand = [p for p in snapshot.pods if p.is_demand]
+    if not demand:
+        return ()
+    rules = {r.name: r for r in ruleset.rules}
+    out = []
+    for name, pods in assign(demand, ruleset.rules).items():
+        for pod in pods:
+            verdict = fitter.unservable(pod, rules[name])
+            if verdict is not None:
+                out.append(verdict)
+    return tuple(sorted(out, key=lambda u: u.pod))
+
+
+def _unservable_noop(rule: str, pods: Sequence[Unservable]) -> NoOp:
+    first = pods[0]
+    more = f" (and {len(pods) - 1} more)" if len(pods) > 1 else ""
+    return NoOp(
+        rule=rule,
+        reason=f"{len(pods)} matched pod(s) pending that no new unit would take, not bursting "
+        f"for them: {first}{more}",
+    )
 
 
 def _running_by_node(pods: Sequence[Pod]) -> dict[str, list[Pod]]:
@@ -159,15 +224,20 @@ def _running_by_node(pods: Sequence[Pod]) -> dict[str, list[Pod]]:
 
 
 def _shape(target: Target) -> Shape:
-    return Shape(gpus=target.gpus_per_unit, model=target.gpu_model, mig=target.mig)
+    allocatable = target.node.allocatable if target.node is not None else {}
+    return Shape(
+        gpus=target.gpus_per_unit, model=target.gpu_model, mig=target.mig, allocatable=allocatable
+    )
 
 
 def _plan_rule(
     view: RuleView,
+    unservable: Sequence[Pod],
     snapshot: Snapshot,
     ruleset: RuleSet,
     running: dict[str, list[Pod]],
     budget: _Budget,
+    fitter: Fitter,
     now: float,
 ) -> list[Decision]:
     rule = view.rule
@@ -175,7 +245,12 @@ def _plan_rule(
     out: list[Decision] = []
     say = out.append
     units = sorted(
-        (u for u in snapshot.units if u.rule == rule.name and u.phase.alive), key=lambda u: u.id
+        (
+            u
+            for u in snapshot.units
+            if u.rule == rule.name and u.phase.alive and u.target in ruleset.targets
+        ),
+        key=lambda u: u.id,
     )
     abandoned = set()
     for u in units:
@@ -193,11 +268,22 @@ def _plan_rule(
                 )
             )
     units = [u for u in units if u.id not in abandoned]
+    held = [u for u in units if u.held]
+    units = [u for u in units if not u.held]
+    by_id = {u.id: u for u in units}
 
-    # 2. Cover demand with capacity on its way.
-    demand = sorted(view.demand, key=size_key)
+    def lands(pod: Pod, b: Bin) -> bool:
+        return b.owner is not None and fitter.may_land(pod, by_id[b.owner])
+
+    def lands_uncordoned(pod: Pod, b: Bin) -> bool:
+        return b.owner is not None and fitter.may_land(pod, by_id[b.owner], cordon_lifted=True)
+
+    # 2. Cover demand with capacity on its way (a pod no new unit would take, too, where it
+    # would land on a unit that exists).
+    matched = [*view.demand, *unservable]
+    demand = sorted(matched, key=size_key)
     coming = [
-        _bin_for(u, ruleset, running)
+        _bin_for(u, ruleset, running, fitter)
         for u in units
         if u.phase.in_flight
         or (
@@ -206,15 +292,29 @@ def _plan_rule(
             and now - u.ready_at < READY_SETTLE_S
         )
     ]
-    left = pack_into([b for b in coming if b is not None], demand)
+    left = pack_into([b for b in coming if b is not None], demand, lands)
     covered = len(demand) - len(left)
     reclaimable = [u for u in units if u.phase in (UnitPhase.CORDONED, UnitPhase.DRAINING)]
     taken_back: set[str] = set()
     for u in reclaimable:
-        b = _bin_for(u, ruleset, running)
+        if u.orphaned and u.node is not None:
+            # Given back because its rule had left the file; the rule is back. Uncordoned, a
+            # later drain starts its max_wait clock afresh (the orphan's drain never evicts,
+            # and its clock must not make the rule's evict mode strike at once).
+            taken_back.add(u.id)
+            say(
+                Uncordon(
+                    unit=u.id,
+                    rule=rule.name,
+                    dry_run=dry,
+                    reason=f"rule {rule.name!r} is in the rules file again: back to ready",
+                )
+            )
+            continue
+        b = _bin_for(u, ruleset, running, fitter)
         if b is None or not left:
             continue
-        still = pack_into([b], left)
+        still = pack_into([b], left, lands_uncordoned)
         if len(still) < len(left):
             taken_back.add(u.id)
             say(
@@ -241,7 +341,9 @@ def _plan_rule(
                 )
             )
         else:
-            out.extend(_burst(rule, left, floor_gpus, view, snapshot, ruleset, budget, now, dry))
+            out.extend(
+                _burst(rule, left, floor_gpus, view, snapshot, ruleset, budget, fitter, now, dry)
+            )
     elif covered:
         say(
             NoOp(
@@ -257,7 +359,8 @@ def _plan_rule(
     floor = _floor_units(rule, units) if view.fired else set()
     for u in units:
         if u.id not in taken_back:
-            steps = _release_step(u, rule, running, view.demand, ruleset, snapshot, now, dry)
+            needed = any(fitter.could_use(p, u) for p in matched)
+            steps = _release_step(u, rule, running, needed, snapshot, now, dry)
             if view.stale and any(isinstance(d, Cordon | Drain) for d in steps):
                 steps = [NoOp(rule=rule.name, reason=f"{u.id} kept: {view.stale}")]
             elif u.id in floor and any(isinstance(d, Cordon) for d in steps):
@@ -268,6 +371,8 @@ def _plan_rule(
                     )
                 ]
             out.extend(steps)
+    for u in held:
+        out.extend(_held_step(u, rule.name, rule.release.idle_for, running, now, dry))
     return out
 
 
@@ -282,28 +387,66 @@ def _floor_units(rule: Rule, units: Sequence[Unit]) -> set[str]:
     return kept
 
 
-def _unit_shape(unit: Unit, ruleset: RuleSet) -> Shape | None:
-    target = ruleset.targets.get(unit.target)
-    if target is None:
-        return None
-    return Shape(gpus=unit.gpus, model=unit.gpu_model or target.gpu_model, mig=dict(unit.mig))
+def _held_step(
+    unit: Unit,
+    rule_name: str,
+    idle_for: float,
+    running: dict[str, list[Pod]],
+    now: float,
+    dry: bool,
+) -> list[Decision]:
+    """A unit an operator cordoned: wait for what runs on it, then give it back once idle.
+    Never uncordoned (the operator's decision), never evicted from, never counted as room."""
+    on_it = running.get(unit.node or "", []) if unit.node else []
+    if on_it:
+        return [
+            NoOp(
+                rule=rule_name,
+                reason=f"{unit.id} cordoned by an operator: waiting for {len(on_it)} running "
+                "pod(s); burstd does not uncordon it nor evict from it",
+            )
+        ]
+    idle_since = unit.last_busy_at if unit.last_busy_at is not None else unit.phase_since
+    idle = now - idle_since
+    if idle < idle_for:
+        return [
+            NoOp(
+                rule=rule_name,
+                reason=f"{unit.id} cordoned by an operator and empty for {format_duration(idle)}; "
+                f"released after {format_duration(idle_for)} idle",
+            )
+        ]
+    return [
+        Release(
+            unit=unit.id,
+            rule=rule_name,
+            dry_run=dry,
+            reason=f"cordoned by an operator, empty and idle {format_duration(idle)}: given back",
+        )
+    ]
 
 
-def _bin_for(unit: Unit, ruleset: RuleSet, running: dict[str, list[Pod]]) -> Bin | None:
-    """The unit's room left, as a bin: its shape less the pods running on it."""
-    shape = _unit_shape(unit, ruleset)
-    if shape is None:
+def _bin_for(
+    unit: Unit, ruleset: RuleSet, running: dict[str, list[Pod]], fitter: Fitter
+) -> Bin | None:
+    """The unit's room left, as a bin: its own shape (and its node's other resources) less
+    the pods running on it. ``None`` for a unit of a target no longer in the file."""
+    if unit.target not in ruleset.targets:
         return None
+    node = fitter.unit_node(unit)
+    shape = Shape(gpus=node.gpus, model=node.gpu_model, mig=node.mig, allocatable=node.allocatable)
     b = Bin.empty(shape, owner=unit.id)
     for pod in running.get(unit.node or "", ()):
-        b.take(pod.key, pod.gpu)
+        b.take(pod)
     b.pods.clear()
     return b
 
 
 def _floor_deficit(rule: Rule, units: Sequence[Unit], view: RuleView) -> int:
     """GPUs missing to keep ``min_gpus`` borrowed while the rule's triggers fire."""
-    serving = sum(u.gpus for u in units if u.phase.in_flight or u.phase is UnitPhase.READY)
+    serving = sum(
+        u.gpus for u in units if not u.held and (u.phase.in_flight or u.phase is UnitPhase.READY)
+    )
     return max(0, rule.burst.min_gpus - serving)
 
 
@@ -315,6 +458,7 @@ def _burst(
     snapshot: Snapshot,
     ruleset: RuleSet,
     budget: _Budget,
+    fitter: Fitter,
     now: float,
     dry: bool,
 ) -> list[Decision]:
@@ -347,20 +491,26 @@ def _burst(
             skipped.append(f"{name} at its limit ({binding})")
             continue
         shape = _shape(target)
-        bins, rest = pack_new(shape, pods, room)
+        takes = [p for p in pods if fitter.for_target(p, target) is None]
+        bins, rest = pack_new(shape, takes, room)
         n = len(bins)
         placed = [key for b in bins for key in b.pods]
         floor_need = -(-max(0, floor_gpus - n * target.gpus_per_unit) // target.gpus_per_unit)
         floor_units = min(floor_need, room - n)
         total = n + floor_units
         if total <= 0:
-            skipped.append(f"{name} cannot hold the pending pods ({_shapes(rest)})")
+            if takes:
+                skipped.append(f"{name} cannot hold the pending pods ({_shapes(rest)})")
+            else:
+                why = fitter.for_target(pods[0], target) if pods else None
+                skipped.append(f"{name} would take none of the pending pods ({why})")
             continue
-        short = floor_units < floor_need or any(shape.can_ever_fit(p.gpu) for p in rest)
+        short = floor_units < floor_need or any(shape.can_ever_hold(p) for p in rest)
         partial = f"; limited by {binding}" if short else ""
         budget.add(rule, target, total, now)
         floor_gpus -= total * target.gpus_per_unit
-        pods = rest
+        taken = set(placed)
+        pods = [p for p in pods if p.key not in taken]
         what = f"{len(placed)} pod(s) packed onto {n} unit(s)" if placed else "no pending pods"
         if floor_units:
             what += f", {floor_units} unit(s) to keep min_gpus {rule.burst.min_gpus}"
@@ -402,19 +552,16 @@ def _release_step(
     unit: Unit,
     rule: Rule,
     running: dict[str, list[Pod]],
-    demand: Sequence[Pod],
-    ruleset: RuleSet,
+    needed: bool,
     snapshot: Snapshot,
     now: float,
     dry: bool,
 ) -> list[Decision]:
+    """``needed``: some pending matched pod would land on the unit (``Fitter.could_use``)."""
     on_it = running.get(unit.node or "", []) if unit.node else []
     policy = rule.release
     if unit.phase is UnitPhase.READY:
-        if on_it:
-            return []
-        shape = _unit_shape(unit, ruleset)
-        if shape is not None and any(shape.can_ever_fit(p.gpu) for p in demand):
+        if on_it or needed:
             return []
         idle_since = unit.last_busy_at if unit.last_busy_at is not None else unit.ready_at
         idle = now - (idle_since if idle_since is not None else unit.phase_since)
@@ -503,18 +650,31 @@ def _drain_step(
     ]
 
 
+def _is_orphan(unit: Unit, ruleset: RuleSet) -> bool:
+    return unit.target not in ruleset.targets or all(r.name != unit.rule for r in ruleset.rules)
+
+
 def _orphan(
     unit: Unit, ruleset: RuleSet, running: dict[str, list[Pod]], now: float
 ) -> list[Decision]:
-    """A unit whose rule left the rules file: give it back, gently."""
+    """A unit whose rule or target left the rules file: give it back, gently (never
+    evicting)."""
     on_it = running.get(unit.node or "", []) if unit.node else []
+    if unit.held:
+        return _held_step(unit, unit.rule, 0.0, running, now, ruleset.dry_run)
     if unit.phase.in_flight or unit.phase is UnitPhase.READY:
+        gone = (
+            f"target {unit.target!r}"
+            if unit.target not in ruleset.targets
+            else f"rule {unit.rule!r}"
+        )
         return [
             Cordon(
                 unit=unit.id,
                 rule=unit.rule,
                 dry_run=ruleset.dry_run,
-                reason=f"rule {unit.rule!r} is no longer in the rules file",
+                orphan=True,
+                reason=f"{gone} is no longer in the rules file",
             )
         ]
     return _drain_step(unit, unit.rule, 0.0, DrainMode.WAIT, 0.0, on_it, now, ruleset.dry_run)

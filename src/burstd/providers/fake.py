@@ -49,6 +49,7 @@ class FakeProvider:
             rule=spec.rule,
             gpus=spec.gpus,
             gpu_model=spec.gpu_model,
+            mig=dict(spec.mig),
             node=None,
             ready=False,
         )
@@ -112,4 +113,6 @@ class FakeProvider:
 
     def _set_cordoned(self, unit_id: str, cordoned: bool) -> None:
         if unit_id in self.units:
-            self.units[unit_id] = replace(self.units[unit_id], cordoned=cordoned)
+            self.units[unit_id] = replace(
+                self.units[unit_id], cordoned=cordoned, cordoned_by_burstd=cordoned
+            )

@@ -39,6 +39,7 @@ from burstd.actuate.actuator import Actuator
 from burstd.control.loop import Controller
 from burstd.control.trigger import Batcher
 from burstd.model import GpuRequest, Pod, PodPhase, Sample, Snapshot, UnitPhase
+from burstd.model.scheduling import TOLERATES_ALL
 from burstd.plan.packing import Shape
 from burstd.rules.types import RuleSet, Target, UtilizationTrigger
 from burstd.sim.cluster import NodeSpec, Scheduler, SimNode, SimPod
@@ -368,6 +369,9 @@ class Simulation(SimWorld):
             created_at=pod.arrival,
             pending_since=pod.pending_since,
             declared_runtime=None if self.runtimes is None else self.runtimes[pod.index],
+            # The simulated cluster has no taints: its pods tolerate a target's (as pods in a
+            # namespace Liqo offloads do), so the planner's node checks see only GPUs.
+            placement=TOLERATES_ALL,
         )
 
     def _can_ever_fit(self, pod: SimPod) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from burstd.model import NodeTemplate, Taint
+from burstd.model import PROVIDER_LABEL, NodeTemplate, Taint
 from burstd.model.params import Param, ParamSchema, ParamType
 from burstd.model.quantity import base_units
 from burstd.providers.base import (
@@ -19,6 +19,7 @@ from burstd.providers.base import (
     unit_labels,
 )
 
+KIND_NAME = "kwok"
 DEFAULT_CAPACITY = {"cpu": "32", "memory": "256Gi", "pods": "110", "ephemeral-storage": "100Gi"}
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
@@ -108,6 +109,7 @@ def node(shape: UnitShape, params: Mapping[str, Any]) -> NodeTemplate:
     template = params.get("node_template") or {}
     labels = {str(k): str(v) for k, v in (template.get("labels") or {}).items()}
     labels["type"] = "kwok"
+    labels[PROVIDER_LABEL] = KIND_NAME
     labels.update(unit_labels(shape))
     allocatable = {
         resource: n
@@ -118,7 +120,7 @@ def node(shape: UnitShape, params: Mapping[str, Any]) -> NodeTemplate:
 
 
 KIND = ProviderKind(
-    name="kwok",
+    name=KIND_NAME,
     doc="fake GPU nodes that kwok brings to life (rehearsals and tests)",
     params=PARAMS,
     node=node,

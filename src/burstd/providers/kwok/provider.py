@@ -23,8 +23,11 @@ One unit is one node named ``<name_prefix><unit id>``, built from the target's
 
 The node offers ``nvidia.com/gpu: <gpus_per_unit>`` (or the target's MIG slices as
 ``nvidia.com/mig-<profile>``), is labelled ``nvidia.com/gpu.product: <gpu_model>`` and with
-burstd's ownership labels, and records the unit id, rule and GPU count in annotations so a
-restarted burstd can adopt it exactly.
+burstd's ownership labels (``burstd.io/provider: kwok`` among them, so a restarted burstd finds
+it even when its target left the rules file), and records the unit id, rule, GPU count and MIG
+slices in annotations so a restarted burstd can adopt it exactly, with the shape it was made
+with. ``cordon`` also sets ``burstd.io/cordoned-at`` (``uncordon`` removes it): a node
+cordoned without it was cordoned by an operator, which ``list_units`` reports.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -41,11 +44,13 @@ from kubernetes_asyncio import client
 
 from burstd import faults
 from burstd.model import (
+    CORDONED_ANNOTATION,
     GPU_MODEL_LABEL,
     GPU_RESOURCE,
     MANAGED_BY,
     MANAGED_BY_LABEL,
     MIG_RESOURCE_PREFIX,
+    PROVIDER_LABEL,
     RULE_LABEL,
     TARGET_LABEL,
     UNIT_LABEL,
@@ -57,6 +62,7 @@ from burstd.providers.base import (
     ProvisionedUnit,
     UnitSpec,
 )
+from burstd.providers.kwok import KIND_NAME
 from burstd.providers.kwok import capacity as kwok_capacity
 from burstd.providers.kwok import taints as kwok_taints
 
@@ -66,6 +72,7 @@ KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 UNIT_ANNOTATION = "burstd.io/unit"
 RULE_ANNOTATION = "burstd.io/rule"
 GPUS_ANNOTATION = "burstd.io/gpus"
+MIG_ANNOTATION = "burstd.io/mig"
 
 _STARTUP_TAINTS = frozenset({"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})
 
@@ -145,6 +152,7 @@ class KwokProvider:
         labels.update(
             {
                 "type": "kwok",
+                PROVIDER_LABEL: KIND_NAME,
                 MANAGED_BY_LABEL: MANAGED_BY,
                 UNIT_LABEL: spec.id,
                 TARGET_LABEL: spec.target,
@@ -163,6 +171,8 @@ class KwokProvider:
                 GPUS_ANNOTATION: str(spec.gpus),
             }
         )
+        if spec.mig:
+            annotations[MIG_ANNOTATION] = format_mig(spec.mig)
         capacity = kwok_capacity(t)
         if spec.mig:
             for profile, n in spec.mig.items():
@@ -299,6 +309,9 @@ class KwokProvider:
             created_at = datetime.fromisoformat(created).timestamp() if created else 0.0
         except ValueError:
             created_at = 0.0
+        mig = parse_mig(str(annotations.get(MIG_ANNOTATION, "")))
+        if not mig and MIG_ANNOTATION not in annotations:
+            mig = _mig_capacity(status.get("capacity") or {})
         return ProvisionedUnit(
             id=uid,
             target=str(labels.get(TARGET_LABEL, self.target)),
@@ -307,14 +320,22 @@ class KwokProvider:
             node=str(meta.get("name")),
             ready=ready,
             cordoned=bool((node.get("spec") or {}).get("unschedulable")),
+            cordoned_by_burstd=CORDONED_ANNOTATION in annotations,
             gpu_model=str(labels.get(GPU_MODEL_LABEL, "")),
+            mig=mig,
             created_at=created_at,
         )
 
     async def _set_unschedulable(self, unit_id: str, node: str | None, value: bool) -> None:
         name = node or self.node_name(unit_id)
+        # burstd's own cordon is recorded on the node in the same write (None removes it).
+        stamp = datetime.now(UTC).isoformat(timespec="seconds") if value else None
+        body = {
+            "metadata": {"annotations": {CORDONED_ANNOTATION: stamp}},
+            "spec": {"unschedulable": value},
+        }
         try:
-            await self._request(self._core.patch_node, name, {"spec": {"unschedulable": value}})
+            await self._request(self._core.patch_node, name, body)
         except ApiStatusError as e:
             if e.status != 404:
                 raise
@@ -327,11 +348,11 @@ class KwokProvider:
             )
 
     async def cordon(self, unit_id: str, node: str | None) -> None:
-        """Mark the node unschedulable. Idempotent."""
+        """Mark the node unschedulable, recording that burstd did. Idempotent."""
         await self._set_unschedulable(unit_id, node, True)
 
     async def uncordon(self, unit_id: str, node: str | None) -> None:
-        """Mark the node schedulable again. Idempotent."""
+        """Mark the node schedulable again and drop burstd's cordon record. Idempotent."""
         await self._set_unschedulable(unit_id, node, False)
 
     async def evict(self, unit_id: str, node: str | None, pods: Sequence[str]) -> None:
@@ -391,6 +412,29 @@ class KwokProvider:
             for node in data.get("items") or []
             if not (node.get("metadata") or {}).get("deletionTimestamp")
         ]
+
+
+def format_mig(mig: Mapping[str, int]) -> str:
+    """MIG slices as ``1g.10gb=7,2g.20gb=1`` (sorted), for the node's annotation."""
+    return ",".join(f"{p}={n}" for p, n in sorted(mig.items()))
+
+
+def parse_mig(text: str) -> dict[str, int]:
+    """The inverse of ``format_mig``; unreadable parts are skipped."""
+    out: dict[str, int] = {}
+    for part in text.split(","):
+        profile, _, count = part.strip().partition("=")
+        if profile and count.isdigit() and int(count) > 0:
+            out[profile] = int(count)
+    return out
+
+
+def _mig_capacity(capacity: Mapping[str, Any]) -> dict[str, int]:
+    out = {}
+    for name, value in capacity.items():
+        if str(name).startswith(MIG_RESOURCE_PREFIX) and str(value).isdigit() and int(value):
+            out[str(name)[len(MIG_RESOURCE_PREFIX) :]] = int(value)
+    return out
 
 
 def from_context(ctx: ProviderContext) -> KwokProvider:

@@ -9,16 +9,23 @@ Demand is read the way the scheduler states it: condition ``PodScheduled=False``
 ``Unschedulable``. Pods being deleted, pods waiting for a preemption to free room
 (``status.nominatedNodeName``) and pods the scheduler could place only by ignoring their
 own model constraints are not demand.
+
+Of a GPU pod it also keeps what the scheduler's node predicates read (``Placement``: node
+selector, required node affinity, tolerations, other resource requests), so the planner bursts
+only for pods that would land on the node a unit brings. Most pods have none of these and
+share one empty ``Placement``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 from burstd.model import (
+    CORDONED_ANNOTATION,
     GPU_MODEL_LABEL,
     GPU_RESOURCE,
     MIG_RESOURCE_PREFIX,
@@ -32,7 +39,8 @@ from burstd.model import (
     Taint,
 )
 from burstd.model.durations import parse_duration
-from burstd.model.quantity import parse_quantity
+from burstd.model.quantity import base_units, parse_quantity
+from burstd.model.scheduling import ANYWHERE, Placement, Requirement, Toleration
 
 _PHASES = {p.value: p for p in PodPhase}
 _TERMINAL = frozenset({"Succeeded", "Failed"})
@@ -72,19 +80,34 @@ def _is_gpu_resource(name: str) -> bool:
     return name == GPU_RESOURCE or name.startswith(MIG_RESOURCE_PREFIX)
 
 
-def _container_gpus(container: Mapping[str, Any]) -> dict[str, int]:
-    """GPU resources of one container: its requests, or its limits where it has no request
-    (Kubernetes defaults an extended resource's request to its limit)."""
-    resources = _dict(container.get("resources"))
+@functools.lru_cache(maxsize=4096)
+def _amount(name: str, value: str | int | float) -> tuple[bool, int]:
+    """Whether ``name`` is a GPU resource, and ``value`` of it in the units burstd keeps
+    (GPU devices counted whole; others in base units, cpu in millicores; 0 if unreadable).
+    Cached: a cluster's pods repeat the same few quantities."""
+    if _is_gpu_resource(name):
+        return True, _count(value)
+    return False, base_units(name, value) or 0
+
+
+def _container_resources(container: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, int]]:
+    """GPU and other resources of one container: its requests, or its limits where it has no
+    request (Kubernetes defaults a request to its limit)."""
+    resources = container.get("resources")
+    if not isinstance(resources, dict):
+        return {}, {}
     requests = _dict(resources.get("requests"))
     limits = _dict(resources.get("limits"))
-    out: dict[str, int] = {}
-    for name in {*requests, *limits}:
-        if _is_gpu_resource(name):
-            n = _count(requests[name] if name in requests else limits[name])
-            if n:
-                out[name] = n
-    return out
+    gpus: dict[str, int] = {}
+    other: dict[str, int] = {}
+    for name in {*requests, *limits} if limits else requests:
+        value = requests[name] if name in requests else limits[name]
+        if not isinstance(value, str | int | float):
+            continue
+        gpu, n = _amount(str(name), value)
+        if n:
+            (gpus if gpu else other)[str(name)] = n
+    return gpus, other
 
 
 def _add(into: dict[str, int], more: Mapping[str, int]) -> None:
@@ -92,29 +115,57 @@ def _add(into: dict[str, int], more: Mapping[str, int]) -> None:
         into[k] = into.get(k, 0) + v
 
 
-def pod_gpu_resources(spec: Mapping[str, Any]) -> dict[str, int]:
-    """The pod's effective GPU resources as the scheduler computes them: app containers and
-    sidecars (init containers with ``restartPolicy: Always``) add up; a plain init container
-    runs alone (beside the sidecars started before it), so it counts as a maximum."""
+def _peak(into: dict[str, int], more: Mapping[str, int]) -> None:
+    for k, v in more.items():
+        into[k] = max(into.get(k, 0), v)
+
+
+def pod_resources(spec: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, int]]:
+    """The pod's effective GPU resources and other requests (base units, cpu in millicores)
+    as the scheduler computes them: app containers and sidecars (init containers with
+    ``restartPolicy: Always``) add up; a plain init container runs alone (beside the sidecars
+    started before it), so it counts as a maximum; the pod's ``overhead`` adds to the rest."""
+    gpu_total: dict[str, int] = {}
     total: dict[str, int] = {}
     for c in _list(spec.get("containers")):
-        _add(total, _container_gpus(_dict(c)))
-    sidecars: dict[str, int] = {}
-    peak: dict[str, int] = {}
-    for c in _list(spec.get("initContainers")):
-        c = _dict(c)
-        need = _container_gpus(c)
-        if c.get("restartPolicy") == "Always":
-            _add(sidecars, need)
-            continue
-        during = dict(sidecars)
-        _add(during, need)
-        for k, v in during.items():
-            peak[k] = max(peak.get(k, 0), v)
-    _add(total, sidecars)
-    for k, v in peak.items():
-        total[k] = max(total.get(k, 0), v)
-    return {k: v for k, v in total.items() if v}
+        g, o = _container_resources(_dict(c))
+        _add(gpu_total, g)
+        _add(total, o)
+    inits = spec.get("initContainers")
+    if inits:
+        side_g: dict[str, int] = {}
+        side_o: dict[str, int] = {}
+        peak_g: dict[str, int] = {}
+        peak_o: dict[str, int] = {}
+        for c in _list(inits):
+            c = _dict(c)
+            g, o = _container_resources(c)
+            if c.get("restartPolicy") == "Always":
+                _add(side_g, g)
+                _add(side_o, o)
+                continue
+            during_g, during_o = dict(side_g), dict(side_o)
+            _add(during_g, g)
+            _add(during_o, o)
+            _peak(peak_g, during_g)
+            _peak(peak_o, during_o)
+        _add(gpu_total, side_g)
+        _add(total, side_o)
+        _peak(gpu_total, peak_g)
+        _peak(total, peak_o)
+    overhead = spec.get("overhead")
+    if overhead:
+        for name, value in _dict(overhead).items():
+            if isinstance(value, str | int | float):
+                gpu, n = _amount(str(name), value)
+                if n and not gpu:
+                    total[str(name)] = total.get(str(name), 0) + n
+    return {k: v for k, v in gpu_total.items() if v}, {k: v for k, v in total.items() if v}
+
+
+def pod_gpu_resources(spec: Mapping[str, Any]) -> dict[str, int]:
+    """The pod's effective GPU resources (see ``pod_resources``)."""
+    return pod_resources(spec)[0]
 
 
 def _term_models(term: Mapping[str, Any]) -> frozenset[str] | None:
@@ -152,6 +203,101 @@ def accepted_models(spec: Mapping[str, Any]) -> tuple[frozenset[str], bool]:
     if allowed is None:
         return frozenset(), True
     return allowed, bool(allowed)
+
+
+def _requirements(values: object, *, on_field: bool) -> list[Requirement]:
+    out = []
+    for expr in _list(values):
+        expr = _dict(expr)
+        out.append(
+            Requirement(
+                key=str(expr.get("key") or ""),
+                operator=str(expr.get("operator") or ""),
+                values=tuple(str(v) for v in _list(expr.get("values"))),
+                on_field=on_field,
+            )
+        )
+    return out
+
+
+class _Interned:
+    """A bounded memo of parsed spec fragments keyed by their JSON text's ``repr``: a cluster's
+    pods come from a few templates, so most fragments repeat exactly, and the frozen results
+    can be shared."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._memo: dict[str, Any] = {}
+
+    def get(self, raw: object, build: Any) -> Any:
+        key = repr(raw)
+        hit = self._memo.get(key)
+        if hit is None:
+            if len(self._memo) >= self._size:
+                self._memo.clear()
+            hit = self._memo[key] = build(raw)
+        return hit
+
+
+_AFFINITIES = _Interned()
+_TOLERATIONS = _Interned()
+
+
+def required_affinity(spec: Mapping[str, Any]) -> tuple[tuple[Requirement, ...], ...] | None:
+    """The pod's required node affinity as terms of requirements (``None``: it has none)."""
+    affinity = _dict(_dict(spec.get("affinity")).get("nodeAffinity"))
+    required = affinity.get("requiredDuringSchedulingIgnoredDuringExecution")
+    if not isinstance(required, dict):
+        return None
+    terms: tuple[tuple[Requirement, ...], ...] = _AFFINITIES.get(required, _terms)
+    return terms
+
+
+def _terms(required: Mapping[str, Any]) -> tuple[tuple[Requirement, ...], ...]:
+    terms = []
+    for term in _list(required.get("nodeSelectorTerms")):
+        term = _dict(term)
+        terms.append(
+            tuple(
+                _requirements(term.get("matchExpressions"), on_field=False)
+                + _requirements(term.get("matchFields"), on_field=True)
+            )
+        )
+    return tuple(terms)
+
+
+def tolerations(spec: Mapping[str, Any]) -> tuple[Toleration, ...]:
+    raw = spec.get("tolerations")
+    if not isinstance(raw, list) or not raw:
+        return ()
+    out: tuple[Toleration, ...] = _TOLERATIONS.get(raw, _tolerations)
+    return out
+
+
+def _tolerations(raw: list[Any]) -> tuple[Toleration, ...]:
+    out = []
+    for t in raw:
+        t = _dict(t)
+        out.append(
+            Toleration(
+                key=str(t.get("key") or ""),
+                operator=str(t.get("operator") or "Equal"),
+                value=str(t.get("value") or ""),
+                effect=str(t.get("effect") or ""),
+            )
+        )
+    return tuple(out)
+
+
+def placement(spec: Mapping[str, Any], requests: Mapping[str, int]) -> Placement:
+    """What the pod asks of a node besides GPUs (``requests``: its other resources); the
+    shared ``ANYWHERE`` when nothing."""
+    selector = _strings(spec.get("nodeSelector"))
+    affinity = required_affinity(spec) if "affinity" in spec else None
+    tols = tolerations(spec) if "tolerations" in spec else ()
+    if not (selector or affinity is not None or tols or requests):
+        return ANYWHERE
+    return Placement(node_selector=selector, affinity=affinity, tolerations=tols, requests=requests)
 
 
 def gpu_request(resources: Mapping[str, int], models: frozenset[str]) -> GpuRequest:
@@ -193,7 +339,7 @@ def pod_from_raw(obj: Mapping[str, Any]) -> Pod | None:
     if phase_text in _TERMINAL or owned_by_daemonset(meta):
         return None
     node = spec.get("nodeName") or None
-    resources = pod_gpu_resources(spec)
+    resources, others = pod_resources(spec)
     annotations = _dict(meta.get("annotations"))
     common: dict[str, Any] = {
         "namespace": str(meta.get("namespace") or ""),
@@ -223,6 +369,8 @@ def pod_from_raw(obj: Mapping[str, Any]) -> Pod | None:
         priority_class=str(spec.get("priorityClassName") or ""),
         qos=str(status.get("qosClass") or ""),
         pending_since=since if demand else None,
+        # Only a pod still to be placed needs its node constraints (and memory stays small).
+        placement=placement(spec, others) if node is None else ANYWHERE,
         declared_runtime=declared_runtime(spec, annotations),
         **common,
     )
@@ -275,6 +423,7 @@ def node_from_raw(obj: Mapping[str, Any]) -> Node | None:
     unit = labels.get(UNIT_LABEL) or None
     if not any(capacity.values()) and not any(allocatable.values()) and unit is None:
         return None
+    annotations = _dict(meta.get("annotations"))
     ready = any(
         _dict(c).get("type") == "Ready" and _dict(c).get("status") == "True"
         for c in _list(status.get("conditions"))
@@ -295,4 +444,15 @@ def node_from_raw(obj: Mapping[str, Any]) -> Node | None:
         unschedulable=bool(spec.get("unschedulable")),
         unit=unit,
         created_at=parse_time(meta.get("creationTimestamp")) or 0.0,
+        allocatable=_other_resources(status.get("allocatable")),
+        cordoned_by_burstd=CORDONED_ANNOTATION in annotations,
     )
+
+
+def _other_resources(values: object) -> dict[str, int]:
+    out = {}
+    for k, v in _dict(values).items():
+        name = str(k)
+        if not _is_gpu_resource(name) and (n := base_units(name, v)) is not None:
+            out[name] = n
+    return out
