@@ -53,6 +53,8 @@ from burstd.actuate.memory import (
 from burstd.control.loop import Controller
 from burstd.control.trigger import Trigger
 from burstd.model import (
+    DEFAULT_INSTANCE,
+    INSTANCE_LABEL,
     PROVIDER_LABEL,
     TARGET_LABEL,
     NoOp,
@@ -119,6 +121,10 @@ class Settings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     adopt_retry: float = 2.0
     """Seconds between tries to list existing units at start, while the API fails."""
+    instance: str = DEFAULT_INSTANCE
+    """This burstd installation's name, on every object it makes (``burstd.io/instance``):
+    units of targets gone from the rules file are adopted only from its own objects, so two
+    installations in one cluster never give back each other's capacity."""
     state_dir: Path = field(default_factory=lambda: default_state_dir())
     """Where providers keep files of their own (one folder a target): ``StateDirectory=`` under
     systemd, a volume in a Deployment."""
@@ -186,7 +192,11 @@ class App:
         self.trigger = Trigger(self.clock, lambda: self.rules.loop)
         self.providers: dict[str, Provider] = {}
         self.driver = AsyncDriver(
-            self.providers.get, self.clock, retry=settings.retry, before_create=self.flush_memory
+            self.providers.get,
+            self.clock,
+            retry=settings.retry,
+            before_create=self.flush_memory,
+            instance=settings.instance,
         )
         self.actuator = Actuator(self.driver, new_id=unique_ids(lambda: self.actuator.units))
         self.driver.bind(self.actuator)
@@ -282,6 +292,8 @@ class App:
             )
             if node.unit is None or not name or name in self.providers or not kind_name:
                 continue
+            if node.labels.get(INSTANCE_LABEL, DEFAULT_INSTANCE) != self.settings.instance:
+                continue  # another burstd installation's: never ours to give back
             factory = self._factories.get(kind_name)
             kind = KINDS.get(kind_name)
             if factory is None:

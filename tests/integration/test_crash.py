@@ -240,7 +240,8 @@ async def _case(
         seen.update(name_of(n) for n in found)
         return found
 
-    fault = ["--fault-point", point]
+    # Cases run side by side: each is its own burstd installation.
+    fault = ["--instance", target, "--fault-point", point]
     if mode == "apiserver":
         fault += ["--fault-action", "pause", "--fault-mark", str(mark)]
     first = start(config, kubeconfig, logs[0], state, *fault)
@@ -274,7 +275,7 @@ async def _case(
         await asyncio.wait_for(drive(), 90)
         if mode == "kill":
             assert first.wait(timeout=10) < 0, "burstd should have died at the fault point"
-            second = start(config, kubeconfig, logs[1], state)
+            second = start(config, kubeconfig, logs[1], state, "--instance", target)
             await logged(logs[1], "adoption_done", within=60)
         else:
             await outages.at(mark)

@@ -25,6 +25,8 @@ from typing import Any, Protocol
 from burstd import faults
 from burstd.actuate.actuator import Actuator
 from burstd.model import (
+    DEFAULT_INSTANCE,
+    INSTANCE_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
     RULE_LABEL,
@@ -48,10 +50,11 @@ def label_value(text: str) -> str:
     return value.strip("-._")
 
 
-def ownership_labels(unit: Unit) -> dict[str, str]:
+def ownership_labels(unit: Unit, instance: str = DEFAULT_INSTANCE) -> dict[str, str]:
     """The labels every object of ``unit`` carries, so a restarted burstd finds it."""
     return {
         MANAGED_BY_LABEL: MANAGED_BY,
+        INSTANCE_LABEL: label_value(instance),
         UNIT_LABEL: label_value(unit.id),
         TARGET_LABEL: label_value(unit.target),
         RULE_LABEL: label_value(unit.rule),
@@ -96,7 +99,9 @@ class AsyncDriver:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         before_create: Callable[[], Awaitable[object]] | None = None,
+        instance: str = DEFAULT_INSTANCE,
     ) -> None:
+        self._instance = instance
         self._providers = providers
         self._before_create = before_create
         self._clock = clock
@@ -232,7 +237,7 @@ class AsyncDriver:
                 gpu_model=unit.gpu_model,
                 mig=dict(unit.mig),
                 params=target.params,
-                labels=ownership_labels(unit),
+                labels=ownership_labels(unit, self._instance),
                 ready_deadline=target.ready_deadline,
             )
             if self._before_create is not None:

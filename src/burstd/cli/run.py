@@ -10,6 +10,7 @@ import click
 
 from burstd import faults
 from burstd.app import App, Settings, configure_logging, default_state_dir
+from burstd.model import DEFAULT_INSTANCE
 from burstd.rules.loader import RulesError, load_rules
 from burstd.sources.kube.lease import LeaseSettings
 from burstd.sources.prometheus import PrometheusSettings, Secret
@@ -149,6 +150,14 @@ from burstd.sources.prometheus import PrometheusSettings, Secret
     help="Where burstd keeps cooldowns, backoffs and unit timers across restarts; default: "
     "a ConfigMap beside the Lease with --leader-elect, else memory.json in --state-dir.",
 )
+@click.option(
+    "--instance",
+    default=DEFAULT_INSTANCE,
+    show_default=True,
+    envvar="BURSTD_INSTANCE",
+    help="This installation's name, on every object it makes; two burstd installations in "
+    "one cluster need different names [env BURSTD_INSTANCE].",
+)
 @click.option("--fault-point", default=None, hidden=True)
 @click.option("--fault-action", type=click.Choice(["kill", "pause"]), default="kill", hidden=True)
 @click.option("--fault-mark", type=click.Path(dir_okay=False), default=None, hidden=True)
@@ -175,6 +184,7 @@ def run(
     lease: str,
     lease_timing: str,
     memory: str | None,
+    instance: str,
     fault_point: str | None,
     fault_action: str,
     fault_mark: str | None,
@@ -236,6 +246,7 @@ def run(
         nvml=nvml,
         leader_election=election,
         memory=where,
+        instance=instance,
         fault_point=fault_point,
         fault_action="pause" if fault_action == "pause" else "kill",
         fault_mark=Path(fault_mark) if fault_mark else None,

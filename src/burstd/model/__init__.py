@@ -2,9 +2,11 @@
 
 from burstd.model.cluster import (
     CORDONED_ANNOTATION,
+    DEFAULT_INSTANCE,
     FULL_GPU_MILLI,
     GPU_MODEL_LABEL,
     GPU_RESOURCE,
+    INSTANCE_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
     MIG_RESOURCE_PREFIX,
@@ -40,9 +42,11 @@ from burstd.model.units import Misfit, RuleHistory, TargetStatus, Unit, UnitPhas
 __all__ = [
     "ANYWHERE",
     "CORDONED_ANNOTATION",
+    "DEFAULT_INSTANCE",
     "FULL_GPU_MILLI",
     "GPU_MODEL_LABEL",
     "GPU_RESOURCE",
+    "INSTANCE_LABEL",
     "MANAGED_BY",
     "MANAGED_BY_LABEL",
     "MIG_RESOURCE_PREFIX",

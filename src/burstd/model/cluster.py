@@ -27,6 +27,9 @@ UNIT_LABEL = "burstd.io/unit"
 TARGET_LABEL = "burstd.io/target"
 RULE_LABEL = "burstd.io/rule"
 PROVIDER_LABEL = "burstd.io/provider"
+# Which burstd installation made an object: one only ever adopts its own orphans.
+INSTANCE_LABEL = "burstd.io/instance"
+DEFAULT_INSTANCE = "burstd"
 # On a node burstd cordoned itself (with the time, RFC 3339). A cordoned node without it was
 # cordoned by someone else: an operator's decision, never read as burstd's own.
 CORDONED_ANNOTATION = "burstd.io/cordoned-at"
