@@ -9,7 +9,9 @@ from pathlib import Path
 import click
 
 from burstd.app import App, Settings, configure_logging
+from burstd.cli.options import Number
 from burstd.rules.loader import RulesError, load_rules
+from burstd.sources.kube.client import KubeconfigError, check_kubeconfig
 
 
 @click.command()
@@ -41,14 +43,14 @@ from burstd.rules.loader import RulesError, load_rules
 )
 @click.option(
     "--grace-period",
-    type=float,
+    type=Number(0, 3600, unit="seconds"),
     default=30.0,
     show_default=True,
     help="Seconds provider calls in flight may finish after SIGTERM.",
 )
 @click.option(
     "--adopt-interval",
-    type=float,
+    type=Number(1, 86_400, unit="seconds"),
     default=60.0,
     show_default=True,
     help="Seconds between looks for units burstd made but does not know.",
@@ -69,6 +71,13 @@ def run(
         for problem in e.problems:
             click.echo(str(problem), err=True)
         raise SystemExit(1) from None
+    if kubeconfig is not None:
+        # Checked before anything starts, so a wrong path is one line, not a failed daemon.
+        try:
+            check_kubeconfig(kubeconfig)
+        except KubeconfigError as e:
+            click.echo(str(e), err=True)
+            raise SystemExit(1) from None
     settings = Settings(
         config=Path(config),
         kubeconfig=kubeconfig,
@@ -78,6 +87,9 @@ def run(
     app = App(settings, rules=rules)
     try:
         asyncio.run(app.run())
+    except KubeconfigError as e:
+        click.echo(str(e), err=True)
+        raise SystemExit(1) from None
     except Exception:
         logging.getLogger("burstd").exception("burstd failed", extra={"event": "failed"})
         raise SystemExit(1) from None

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Final, NoReturn, TypeVar
+from typing import Any, Final, TypeVar
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, TaggedScalar
@@ -32,6 +32,7 @@ from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
+from burstd.inputs import RULES_MAX_BYTES, InputError, read_text
 from burstd.model.durations import format_duration, parse_duration
 from burstd.rules.cron import cron_trigger
 from burstd.rules.types import (
@@ -172,29 +173,18 @@ class RulesError(Exception):
 def load_rules(path: str | Path) -> RuleSet:
     """The rules in the file at ``path``; raises ``RulesError`` if it cannot be read or used."""
     source = str(path)
-
-    def fail(message: str, hint: str = "") -> NoReturn:
-        problem = Problem(source=source, line=1, column=1, path=ROOT, message=message, hint=hint)
-        raise RulesError([problem])
-
     try:
-        data = Path(path).read_bytes()
-    except IsADirectoryError:
-        fail("is a directory, not a rules file")
-    except FileNotFoundError:
-        fail("no such file")
-    except PermissionError:
-        fail("permission denied")
-    except (OSError, ValueError) as err:
-        # ValueError: a path with a NUL byte in it.
-        fail(f"cannot read the file: {getattr(err, 'strerror', None) or err}")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        fail(
-            f"not valid UTF-8 (byte 0x{data[err.start]:02x} at offset {err.start})",
-            hint="save the file as UTF-8",
+        text = read_text(path, limit=RULES_MAX_BYTES, what="rules file")
+    except InputError as err:
+        problem = Problem(
+            source=source,
+            line=max(err.line, 1),
+            column=max(err.column, 1),
+            path=ROOT,
+            message=err.reason,
+            hint="save the file as UTF-8" if "UTF-8" in err.reason else "",
         )
+        raise RulesError([problem]) from None
     return parse_rules(text, source)
 
 
@@ -289,8 +279,14 @@ def _duplicate_problem(err: DuplicateKeyError, doc: Any) -> tuple[_Pos, str, str
     return at, path, f"duplicate key: {err.problem}"
 
 
-def _find_mapping(node: Any, path: str, at: _Pos) -> tuple[str, Any]:
-    """The path of, and the mapping that starts at ``at``, searching depth first."""
+def _find_mapping(node: Any, path: str, at: _Pos, seen: set[int] | None = None) -> tuple[str, Any]:
+    """The path of, and the mapping that starts at ``at``, searching depth first. Each node is
+    visited once: an alias is a second way to the same node, and following every one is
+    exponential in a file of aliases of aliases."""
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return ROOT, None
+    seen.add(id(node))
     if isinstance(node, CommentedMap):
         if _node_pos(node, (-1, -1)) == at:
             return path, node
@@ -300,7 +296,7 @@ def _find_mapping(node: Any, path: str, at: _Pos) -> tuple[str, Any]:
     else:
         return ROOT, None
     for child_path, child in children:
-        found_path, found = _find_mapping(child, child_path, at)
+        found_path, found = _find_mapping(child, child_path, at, seen)
         if found is not None:
             return found_path, found
     return ROOT, None
@@ -447,9 +443,26 @@ def _timezones() -> tuple[str, ...]:
     return tuple(sorted(zoneinfo.available_timezones()))
 
 
-def _plain(value: Any) -> Any:
+PLAIN_MAX_VALUES: Final = 100_000
+"""Values a free-form map (``params``) may hold, counting each alias where it is used."""
+
+
+class _TooLarge(Exception):
+    """A free-form value holds more than ``PLAIN_MAX_VALUES`` values once aliases expand."""
+
+
+def _plain(value: Any, budget: list[int] | None = None) -> Any:
     """``value`` without ruamel's wrapper types, for provider params: providers get plain
-    dicts, lists, strings and numbers."""
+    dicts, lists, strings and numbers.
+
+    ruamel shares an aliased node, but a plain copy repeats it at every use, so a few KB of
+    aliases of aliases expand to 10**8 values: ``budget`` (one counter, shared by the whole
+    walk) counts the values made and raises ``_TooLarge`` past ``PLAIN_MAX_VALUES``.
+    """
+    budget = [PLAIN_MAX_VALUES] if budget is None else budget
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooLarge
     if value is None or _is_bool(value):
         return None if value is None else bool(value)
     if isinstance(value, int):
@@ -459,16 +472,16 @@ def _plain(value: Any) -> Any:
     if isinstance(value, str):
         return str(value)
     if isinstance(value, dict):
-        return {_plain_key(k): _plain(v) for k, v in value.items()}
+        return {_plain_key(k, budget): _plain(v, budget) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [_plain(v, budget) for v in value]
     if isinstance(value, TaggedScalar):
         return str(value.value)
     return value
 
 
-def _plain_key(key: Any) -> Any:
-    plain = _plain(key)
+def _plain_key(key: Any, budget: list[int]) -> Any:
+    plain = _plain(key, budget)
     return plain if plain is None or isinstance(plain, str | int | float) else str(key)
 
 
@@ -516,7 +529,9 @@ class _Report:
     def written_null(self, at: _Pos) -> bool:
         line, col = at
         if 0 <= line < len(self.lines):
-            return self.lines[line][col:].startswith(_NULLS)
+            # startswith at an offset, not a slice: a slice copies the rest of the line, which
+            # made a long one-line document quadratic.
+            return self.lines[line].startswith(_NULLS, col)
         return False
 
 
@@ -956,7 +971,15 @@ class _Loader:
         if node.value is None:
             return {}
         if isinstance(node.value, dict):
-            plain: dict[str, Any] = _plain(node.value)
+            try:
+                plain: dict[str, Any] = _plain(node.value)
+            except (_TooLarge, RecursionError):
+                raise self.r.bad(
+                    node,
+                    f"too large: more than {PLAIN_MAX_VALUES:,} values (each alias counted "
+                    "where it is used) or nested too deeply",
+                    "params are a provider's settings; write them out without nested aliases",
+                ) from None
             return plain
         raise self.r.bad(node, f"must be a mapping, got {_describe(node.value)}")
 

@@ -20,13 +20,13 @@ import gzip
 import io
 import itertools
 import json
-import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
+from burstd.inputs import TRACE_MAX_BYTES, InputError, open_binary, text_lines
 from burstd.model import FULL_GPU_MILLI, GpuRequest
 
 OPENB_COLUMNS = (
@@ -56,6 +56,9 @@ GENERIC_COLUMNS = (
     "name",
 )
 BUNDLED_OPENB = "openb_pod_list_default.csv.gz"
+# A time or duration in a trace, at most: 3,000 years, past any real trace, and far from where
+# adding times in floats loses seconds.
+MAX_SECONDS = 1e11
 # Messages about skipped rows are kept for the first few only: a broken file has thousands.
 _KEEP_MESSAGES = 20
 
@@ -186,15 +189,6 @@ class _Builder:
 # Opening files ---------------------------------------------------------------------------------
 
 
-def _open_text(path: Path) -> IO[str]:
-    try:
-        if path.suffix == ".gz":
-            return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-        return path.open(encoding="utf-8", newline="")
-    except OSError as e:
-        raise TraceError(f"{path}: cannot read: {e.strerror or e}") from None
-
-
 def bundled_openb_text() -> IO[str]:
     """The bundled openb pod list, decompressed on the fly."""
     ref = resources.files("burstd") / "data" / "traces" / "openb" / BUNDLED_OPENB
@@ -203,32 +197,46 @@ def bundled_openb_text() -> IO[str]:
 
 def load_trace(path: str | Path | None = None, *, skip_bad_rows: bool = False) -> Trace:
     """The trace in ``path`` (openb CSV, generic CSV or JSON Lines, optionally gzipped), or the
-    bundled openb trace when ``path`` is None or ``"openb"``."""
+    bundled openb trace when ``path`` is None or ``"openb"``.
+
+    A file is read as ``burstd.inputs`` bounds every input: a regular file, at most
+    ``TRACE_MAX_BYTES`` of text (after decompression) in lines of at most ``MAX_LINE_BYTES``.
+    """
     if path is None or str(path) == "openb":
         with bundled_openb_text() as f:
             trace = read_openb(f, "openb (bundled)", skip_bad_rows=skip_bad_rows)
         trace.meta["trace"] = "openb_pod_list_default.csv (bundled)"
         return trace
     p = Path(path)
-    if not p.exists():
-        raise TraceError(f"{p}: no such file")
-    if p.is_dir():
-        raise TraceError(f"{p}: is a directory, not a trace file")
     stem = p.name.removesuffix(".gz")
     try:
-        with _open_text(p) as f:
+        with open_binary(p, limit=TRACE_MAX_BYTES, what="trace file") as raw:
+            lines = text_lines(raw, str(p), gzipped=p.suffix == ".gz")
             if stem.endswith((".jsonl", ".ndjson", ".json")):
-                return read_jsonl(f, str(p), skip_bad_rows=skip_bad_rows)
-            head = f.readline()
-            f.seek(0)
+                return read_jsonl(lines, str(p), skip_bad_rows=skip_bad_rows)
+            head = next(lines, "")
             columns = [c.strip() for c in head.strip().split(",")]
+            rows = itertools.chain([head] if head else [], lines)
             if "num_gpu" in columns:
-                return read_openb(f, str(p), skip_bad_rows=skip_bad_rows)
-            return read_generic_csv(f, str(p), skip_bad_rows=skip_bad_rows)
-    except UnicodeDecodeError as e:
-        raise TraceError(f"{p}: not valid UTF-8 text ({e.reason})") from None
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise TraceError(f"{p}: cannot read: {e}") from None
+                return read_openb(rows, str(p), skip_bad_rows=skip_bad_rows)
+            return read_generic_csv(rows, str(p), skip_bad_rows=skip_bad_rows)
+    except InputError as e:
+        raise TraceError(str(e)) from None
+    except OSError as e:
+        raise TraceError(f"{p}: cannot read: {e.strerror or e}") from None
+
+
+def _csv_rows(reader: Any, source: str) -> Iterator[list[str]]:
+    """The rows of a ``csv.reader``, its errors (a field over the size limit, a NUL byte)
+    raised as ``TraceError`` at the line."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise TraceError(f"{source}:{reader.line_num}:1: invalid CSV: {e}") from None
+        yield row
 
 
 # Field parsing ---------------------------------------------------------------------------------
@@ -247,9 +255,9 @@ def _int(text: str, where: str, *, minimum: int = 0, maximum: int | None = None)
         try:
             f = float(raw)
         except ValueError:
-            raise TraceError(f"{where}: expected an integer, got {text!r}") from None
+            raise TraceError(f"{where}: expected an integer, got {_clip(text)!r}") from None
         if not f.is_integer():
-            raise TraceError(f"{where}: expected an integer, got {text!r}") from None
+            raise TraceError(f"{where}: expected an integer, got {_clip(text)!r}") from None
         value = int(f)
     if value < minimum or (maximum is not None and value > maximum):
         top = f"..{maximum}" if maximum is not None else " or more"
@@ -261,10 +269,16 @@ def _seconds(text: str, where: str) -> float:
     try:
         value = float(text.strip())
     except ValueError:
-        raise TraceError(f"{where}: expected a number of seconds, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise TraceError(f"{where}: expected a number of seconds ≥ 0, got {text!r}")
+        raise TraceError(f"{where}: expected a number of seconds, got {_clip(text)!r}") from None
+    if not 0 <= value <= MAX_SECONDS:
+        raise TraceError(
+            f"{where}: expected a number of seconds from 0 to {MAX_SECONDS:g}, got {_clip(text)!r}"
+        )
     return value
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _models(text: str) -> frozenset[str]:
@@ -297,7 +311,8 @@ def _header(reader: Iterator[list[str]], source: str, required: Iterable[str]) -
         header = next(reader)
     except StopIteration:
         raise TraceError(f"{source}:1:1: empty file, expected a header line") from None
-    columns = {name.strip(): i for i, name in enumerate(header)}
+    # A byte-order mark is dropped when a file is read; one can still come in through a stream.
+    columns = {name.strip().removeprefix("\ufeff"): i for i, name in enumerate(header)}
     for name in required:
         if name not in columns:
             raise TraceError(
@@ -309,7 +324,7 @@ def _header(reader: Iterator[list[str]], source: str, required: Iterable[str]) -
 # openb ------------------------------------------------------------------------------------------
 
 
-def read_openb(f: IO[str], source: str, *, skip_bad_rows: bool = False) -> Trace:
+def read_openb(f: Iterable[str], source: str, *, skip_bad_rows: bool = False) -> Trace:
     """Read an openb pod list.
 
     A pod's arrival is its ``creation_time`` and its run time ``deletion_time -
@@ -319,12 +334,11 @@ def read_openb(f: IO[str], source: str, *, skip_bad_rows: bool = False) -> Trace
     """
     b = _Builder(source, skip_bad_rows)
     reader = csv.reader(f)
-    cols = _header(
-        reader, source, ("name", "num_gpu", "gpu_milli", "creation_time", "deletion_time")
-    )
+    rows = _csv_rows(reader, source)
+    cols = _header(rows, source, ("name", "num_gpu", "gpu_milli", "creation_time", "deletion_time"))
     n_columns = len(cols)
     profiles: dict[tuple[str, str], Profile] = {}
-    for row in reader:
+    for row in rows:
         line = reader.line_num
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
@@ -428,12 +442,13 @@ class _Generic:
         self.b.add(name or f"line-{line}", submit, duration, gpus, share, profile)
 
 
-def read_generic_csv(f: IO[str], source: str, *, skip_bad_rows: bool = False) -> Trace:
+def read_generic_csv(f: Iterable[str], source: str, *, skip_bad_rows: bool = False) -> Trace:
     """Read burstd's generic CSV trace format (see docs/simulator.md)."""
     b = _Builder(source, skip_bad_rows)
     g = _Generic(b)
     reader = csv.reader(f)
-    cols = _header(reader, source, ("submit", "duration"))
+    rows = _csv_rows(reader, source)
+    cols = _header(rows, source, ("submit", "duration"))
     if "gpus" not in cols and "share" not in cols:
         raise TraceError(f"{source}:1:1: needs a 'gpus' or a 'share' column")
     unknown = [c for c in cols if c not in GENERIC_COLUMNS]
@@ -443,7 +458,7 @@ def read_generic_csv(f: IO[str], source: str, *, skip_bad_rows: bool = False) ->
             f"(known: {', '.join(GENERIC_COLUMNS)})"
         )
     n_columns = len(cols)
-    for row in reader:
+    for row in rows:
         line = reader.line_num
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
@@ -478,7 +493,7 @@ def _json_column(text: str, key: str) -> int:
     return at + 1 if at >= 0 else 1
 
 
-def read_jsonl(f: IO[str], source: str, *, skip_bad_rows: bool = False) -> Trace:
+def read_jsonl(f: Iterable[str], source: str, *, skip_bad_rows: bool = False) -> Trace:
     """Read burstd's JSON Lines trace format: one object a line, the generic CSV's fields
     (``labels`` an object, ``models`` a list or a ``|``-separated string)."""
     b = _Builder(source, skip_bad_rows)
@@ -491,6 +506,11 @@ def read_jsonl(f: IO[str], source: str, *, skip_bad_rows: bool = False) -> Trace
                 obj = json.loads(text)
             except json.JSONDecodeError as e:
                 raise TraceError(f"{source}:{line}:{e.colno}: invalid JSON: {e.msg}") from None
+            except RecursionError:
+                raise TraceError(f"{source}:{line}:1: invalid JSON: nested too deeply") from None
+            except ValueError as e:
+                # An integer of more than 4,300 digits, which Python refuses to read.
+                raise TraceError(f"{source}:{line}:1: invalid JSON: {e}") from None
             if not isinstance(obj, dict):
                 raise TraceError(f"{source}:{line}:1: expected a JSON object")
             unknown = [k for k in obj if k not in GENERIC_COLUMNS]
