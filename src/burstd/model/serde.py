@@ -68,26 +68,11 @@ def check_targets(snapshot: Snapshot, targets: Collection[str]) -> None:
 
 def _check(snapshot: Snapshot) -> None:
     """Raise ``SnapshotError`` where the snapshot contradicts itself."""
-    pods: dict[str, int] = {}
-    for i, pod in enumerate(snapshot.pods):
-        first = pods.setdefault(pod.key, i)
-        if first != i:
-            raise SnapshotError(f"pods[{i}]: duplicate pod {pod.key} (first at pods[{first}])")
-    nodes: dict[str, int] = {}
-    for i, node in enumerate(snapshot.nodes):
-        first = nodes.setdefault(node.name, i)
-        if first != i:
-            raise SnapshotError(
-                f"nodes[{i}].name: duplicate node {node.name!r} (first at nodes[{first}])"
-            )
-    units: dict[str, int] = {}
+    _once("pods", "", "pod", [pod.key for pod in snapshot.pods])
+    _once("nodes", ".name", "node", [node.name for node in snapshot.nodes])
+    _once("units", ".id", "unit id", [unit.id for unit in snapshot.units])
     on_node: dict[str, int] = {}
     for i, unit in enumerate(snapshot.units):
-        first = units.setdefault(unit.id, i)
-        if first != i:
-            raise SnapshotError(
-                f"units[{i}].id: duplicate unit id {unit.id!r} (first at units[{first}])"
-            )
         if unit.node is not None:
             first = on_node.setdefault(unit.node, i)
             if first != i:
@@ -95,6 +80,17 @@ def _check(snapshot: Snapshot) -> None:
                     f"units[{i}].node: node {unit.node!r} already belongs to unit "
                     f"{snapshot.units[first].id!r} (units[{first}])"
                 )
+
+
+def _once(field: str, suffix: str, what: str, names: list[str]) -> None:
+    """Raise ``SnapshotError`` at the second of two equal ``names`` in list ``field``."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        first = seen.setdefault(name, i)
+        if first != i:
+            raise SnapshotError(
+                f"{field}[{i}]{suffix}: duplicate {what} {name!r} (first at {field}[{first}])"
+            )
 
 
 def snapshot_to_dict(snapshot: Snapshot, now: float | None = None) -> dict[str, Any]:

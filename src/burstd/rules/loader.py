@@ -114,6 +114,8 @@ _TRIGGER_REQUIRED: Mapping[str, tuple[str, ...]] = {
     TriggerKind.SCHEDULE: ("cron", "duration"),
 }
 _KINDS = tuple(str(kind) for kind in TriggerKind)
+# The planner packs a unit GPU by GPU (and MIG slice by slice): no machine has more than this.
+MAX_GPUS_PER_UNIT: Final = 1024
 _BURST_KEYS = ("ladder", "max_units_per_step", "min_gpus")
 _RELEASE_KEYS = ("idle_for", "validation", "drain")
 _DRAIN_KEYS = ("mode", "max_wait")
@@ -642,9 +644,14 @@ class _Loader:
 
     # Scalars.
 
-    def integer(self, node: _Node, minimum: int) -> int:
+    def integer(self, node: _Node, minimum: int, maximum: int | None = None) -> int:
         if _is_int(node.value) and node.value >= minimum:
-            return int(node.value)
+            if maximum is None or node.value <= maximum:
+                return int(node.value)
+            raise self.r.bad(
+                node,
+                f"must be an integer from {minimum} to {maximum}, got {_describe(node.value)}",
+            )
         raise self.r.bad(node, f"must be an integer >= {minimum}, got {_describe(node.value)}")
 
     def integer_or_null(self, node: _Node, minimum: int) -> int | None:
@@ -906,7 +913,9 @@ class _Loader:
             provider=f.take("provider", self.provider, ""),
             params=f.take("params", self.params, {}),
             gpu_model=f.take("gpu_model", self.string, ""),
-            gpus_per_unit=f.take("gpus_per_unit", lambda n: self.integer(n, 1), 1),
+            gpus_per_unit=f.take(
+                "gpus_per_unit", lambda n: self.integer(n, 1, MAX_GPUS_PER_UNIT), 1
+            ),
             mig=f.take("mig", self.mig, {}),
             max_units=max_units,
             # Unset, every unit may be requested at once: the provider is trusted to cope.
@@ -989,7 +998,7 @@ class _Loader:
             if not self.mig_profile(child.key_at, node.path, profile):
                 continue
             with contextlib.suppress(_Bad):
-                out[profile] = self.integer(child, 1)
+                out[profile] = self.integer(child, 1, MAX_GPUS_PER_UNIT)
         return out
 
     def mig_profile(self, at: _Pos, path: str, profile: Any) -> bool:
