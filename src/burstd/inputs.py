@@ -74,7 +74,9 @@ class InputError(ValueError):
 
 
 def _size(n: int) -> str:
-    return f"{n / MiB:g} MiB" if n >= MiB else f"{n:,} bytes"
+    if n < MiB:
+        return f"{n:,} bytes"
+    return f"{n // MiB} MiB" if n % MiB == 0 else f"{n / MiB:.1f} MiB"
 
 
 def _kind(mode: int) -> str:
