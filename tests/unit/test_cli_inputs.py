@@ -309,21 +309,20 @@ def test_every_doc_that_help_names_exists() -> None:
         assert (ROOT / doc).is_file(), doc
 
 
-def _burstd(*args: str, stdout: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from burstd.cli import main; main()", *args],
-        stdout=stdout,  # type: ignore[arg-type]
-        stderr=subprocess.PIPE,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+BURSTD = [sys.executable, "-c", "from burstd.cli import main; main()"]
 
 
 def test_output_that_cannot_be_written_is_one_line_not_a_traceback() -> None:
     """A real process: the failure is in writing to the real stdout, which the runner fakes."""
     with open("/dev/full", "w") as full:
-        done = _burstd("validate", str(RULES), stdout=full)
+        done = subprocess.run(
+            [*BURSTD, "validate", str(RULES)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     assert done.returncode == 1
     assert done.stderr.strip() == "burstd: cannot write the output: No space left on device"
     with subprocess.Popen(
