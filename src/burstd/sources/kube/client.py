@@ -50,7 +50,8 @@ def _named(items: Any, name: str, field: str, path: str) -> dict[str, Any]:
 
 
 def _read(path: str) -> dict[str, Any]:
-    """The kubeconfig at ``path`` as a mapping (``KubeconfigError`` if it is not one)."""
+    """The kubeconfig at ``path`` as a mapping (``KubeconfigError`` if it is not one; an
+    empty file too, even in a merge, which the client library cannot read)."""
     try:
         text = read_text(path, limit=KUBECONFIG_MAX_BYTES, what="kubeconfig")
     except InputError as e:
@@ -126,8 +127,9 @@ async def connect(kubeconfig: str | None = None, context: str | None = None) -> 
         try:
             incluster(client_configuration=cfg)
         except Exception as e:
+            where = _default_location() or "~/.kube/config"
             raise KubeconfigError(
-                f"no kubeconfig ({_default_location()} does not exist, pass --kubeconfig) "
+                f"no kubeconfig ({where} does not exist; pass --kubeconfig) "
                 f"and not running in a pod ({e})"
             ) from None
     cfg.connection_pool_maxsize = POOL_SIZE
