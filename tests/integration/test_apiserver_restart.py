@@ -70,11 +70,16 @@ async def test_watch_recovers_after_apiserver_restart(
 
         await eventually(view_matches, within=30, what="burstd's view equal to the server's")
 
-        # The right units: two 4-GPU nodes for three 2-GPU pods, each known to the actuator,
-        # and the pods on them.
+        # The right units: two 4-GPU nodes for three 2-GPU pods, the pods on them, and the
+        # actuator holding them ready (it sees them ready on its next pass after the nodes).
         nodes = {name_of(n) for n in await kube.nodes(f"burstd.io/target={target}")}
         assert len(nodes) == 2
-        units = [u for u in app.actuator.units.values() if u.target == target]
-        assert {u.node for u in units} == nodes
-        assert all(u.phase is UnitPhase.READY for u in units)
         assert {node_of(p) for p in await kube.pods(namespace)} <= nodes
+
+        async def units_ready() -> bool:
+            units = [u for u in app.actuator.units.values() if u.target == target]
+            return {u.node for u in units} == nodes and all(
+                u.phase is UnitPhase.READY for u in units
+            )
+
+        await eventually(units_ready, within=30, what="the actuator to hold both units ready")
