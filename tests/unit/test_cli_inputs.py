@@ -67,7 +67,7 @@ def test_a_huge_rules_file_is_refused_by_size(tmp_path: Path) -> None:
     big.write_text("version: 1\n" + "# padding\n" * 200_000)
     result = invoke("validate", str(big))
     assert result.exit_code == 1
-    assert f"{big}:1:1: (root): is 1.9 MiB, larger than a rules file may be (1 MiB)" in (
+    assert f"{big}:1:1: (root): is 1.9 MiB, larger than a rules file may be (512 KiB)" in (
         result.output
     )
 

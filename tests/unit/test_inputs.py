@@ -39,7 +39,7 @@ def test_a_file_over_its_cap_is_refused_before_it_is_read(tmp_path: Path) -> Non
     big.write_bytes(b"x" * 2048)
     with pytest.raises(InputError) as e:
         read_bytes(big, limit=1024, what="rules file")
-    assert str(e.value) == f"{big}: is 2,048 bytes, larger than a rules file may be (1,024 bytes)"
+    assert str(e.value) == f"{big}: is 2 KiB, larger than a rules file may be (1 KiB)"
     assert read_bytes(big, limit=2048) == b"x" * 2048
 
 
