@@ -42,6 +42,7 @@ __all__ = [
     "read_bytes",
     "read_text",
     "text_lines",
+    "write_text",
 ]
 
 MiB: Final = 1024 * 1024
@@ -160,6 +161,15 @@ def decode(data: bytes, source: str, *, first_line: int = 1) -> str:
 def read_text(path: str | Path, *, limit: int, what: str = "file") -> str:
     """The UTF-8 text of the regular file at ``path`` (see ``read_bytes`` and ``decode``)."""
     return decode(read_bytes(path, limit=limit, what=what), str(path))
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path``, never waiting for a reader: a FIFO nobody reads is
+    refused (``OSError`` ENXIO, "no reader"), as is anything else ``open`` refuses."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NONBLOCK, 0o666)
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 @contextlib.contextmanager

@@ -48,6 +48,14 @@ def test_every_command_refuses_a_fifo_at_once(tmp_path: Path) -> None:
         assert f"is a FIFO (named pipe), not a {what}" in result.output
 
 
+def test_simulate_does_not_wait_on_a_fifo_for_its_json(tmp_path: Path) -> None:
+    fifo = tmp_path / "out.json"
+    os.mkfifo(fifo)
+    result = invoke("simulate", "--trace", "synthetic:pods=50", "--json", str(fifo))
+    assert result.exit_code == 1
+    assert f"{fifo}: cannot write: a FIFO with no reader" in result.output
+
+
 @pytest.mark.parametrize("device", ["/dev/zero", "/dev/null"])
 def test_devices_are_refused(device: str) -> None:
     for args in (

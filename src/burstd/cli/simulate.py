@@ -8,6 +8,7 @@ Bad input (a trace row, a node list, a rules file, a sweep) is reported as
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 import time
@@ -21,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from burstd.inputs import RULES_MAX_BYTES, InputError, read_text
+from burstd.inputs import RULES_MAX_BYTES, InputError, read_text, write_text
 from burstd.rules.loader import RulesError, load_rules, parse_rules
 from burstd.rules.types import RuleSet
 from burstd.sim.cluster import MAX_CLUSTER_GPUS, ClusterError, load_nodes
@@ -285,11 +286,11 @@ def simulate(
         if sweep_rows:
             doc["sweep"] = sweep_rows
         try:
-            Path(json_path).write_text(
-                json.dumps(doc, indent=2, sort_keys=False) + "\n", encoding="utf-8"
-            )
+            write_text(json_path, json.dumps(doc, indent=2, sort_keys=False) + "\n")
         except OSError as e:
-            _fail([f"{json_path}: cannot write: {e.strerror or e}"])
+            # ENXIO: a FIFO that nobody reads, which would otherwise block for ever.
+            reason = "a FIFO with no reader" if e.errno == errno.ENXIO else e.strerror or e
+            _fail([f"{json_path}: cannot write: {reason}"])
     if report_dir is not None:
         try:
             written = write_report(Path(report_dir), runs, meta, sweep_rows)
