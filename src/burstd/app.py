@@ -40,8 +40,14 @@ from burstd.control.loop import Controller
 from burstd.control.trigger import Trigger
 from burstd.model import NoOp, ScaleUp, Unit, UnitPhase
 from burstd.model.events import Event, PodDeleted, PodUpserted
-from burstd.providers.base import Provider, ProvisionedUnit
-from burstd.providers.kwok import KwokProvider
+from burstd.providers.base import (
+    Provider,
+    ProviderContext,
+    ProviderFactory,
+    ProvisionedUnit,
+    UnitShape,
+)
+from burstd.providers.registry import factories
 from burstd.rules.loader import RulesError, load_rules
 from burstd.rules.types import RuleSet, Target
 from burstd.sources.kube.client import connect
@@ -51,6 +57,12 @@ from burstd.state.clock import Clock
 from burstd.state.cluster import ClusterState
 
 log = logging.getLogger("burstd")
+
+
+def default_state_dir() -> Path:
+    """``$STATE_DIRECTORY`` (systemd's ``StateDirectory=``), else ``~/.local/state/burstd``."""
+    given = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(given) if given else Path.home() / ".local" / "state" / "burstd"
 
 
 class WallClock:
@@ -78,16 +90,12 @@ class Settings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     adopt_retry: float = 2.0
     """Seconds between tries to list existing units at start, while the API fails."""
+    state_dir: Path = field(default_factory=lambda: default_state_dir())
+    """Where providers keep files of their own (one folder a target): ``StateDirectory=`` under
+    systemd, a volume in a Deployment."""
     adopt_interval: float = 60.0
     """Seconds between looks for units burstd made but does not know (a create that landed
     after a crash, once the restarted daemon had listed)."""
-
-
-ProviderFactory = Callable[[Any, Target], Provider]
-
-PROVIDERS: Mapping[str, ProviderFactory] = {
-    "kwok": lambda api, target: KwokProvider(api, target.name, target.params),
-}
 
 
 def unique_ids(taken: Callable[[], Mapping[str, Unit]]) -> Callable[[str], str]:
@@ -112,12 +120,12 @@ class App:
         *,
         rules: RuleSet | None = None,
         clock: Clock | None = None,
-        providers: Mapping[str, ProviderFactory] = PROVIDERS,
+        providers: Mapping[str, ProviderFactory] | None = None,
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or WallClock()
         self.rules = rules if rules is not None else load_rules(settings.config)
-        self._factories = providers
+        self._factories = providers if providers is not None else factories()
         self._rules_stamp = _stamp(settings.config)
         self._bad_stamp: tuple[int, int] | None = None
         self.state = ClusterState()
@@ -173,7 +181,19 @@ class App:
                 )
                 self.providers.pop(name, None)
                 continue
-            self.providers[name] = factory(self._api, target)
+            self.providers[name] = factory(self._context(target))
+
+    def _context(self, target: Target) -> ProviderContext:
+        shape = UnitShape(
+            target=target.name,
+            gpus=target.gpus_per_unit,
+            gpu_model=target.gpu_model,
+            mig=dict(target.mig),
+        )
+        state_dir = self.settings.state_dir / "targets" / target.name
+        return ProviderContext(
+            api=self._api, shape=shape, params=target.params, state_dir=state_dir
+        )
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, PodUpserted | PodDeleted):

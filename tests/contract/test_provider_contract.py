@@ -17,7 +17,7 @@ import pytest
 from burstd.model import MANAGED_BY, MANAGED_BY_LABEL, UNIT_LABEL
 from burstd.providers.base import CapacityError, Provider, UnitSpec
 from burstd.providers.fake import FakeProvider
-from burstd.providers.kwok import KwokProvider
+from burstd.providers.kwok.provider import KwokProvider
 from tests.conftest import MANAGED
 from tests.integration.kube import Kube
 

@@ -259,7 +259,7 @@ def test_exact_runs_that_would_not_end_are_refused(tmp_path: Path) -> None:
 
 
 def test_params_alias_bomb_is_an_error_at_its_line(tmp_path: Path) -> None:
-    lines = ["version: 1", "targets:", "  a:", "    provider: kwok", "    params:"]
+    lines = ["version: 1", "targets:", "  a:", "    provider: terraform", "    params:"]
     lines.append('      l0: &l0 ["x","x","x","x","x","x","x","x","x","x"]')
     lines += [f"      l{i}: &l{i} [{','.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 9)]
     lines += ["rules:", "  - name: r", "    triggers: [{pending: {}}]", "    burst: {ladder: [a]}"]

@@ -246,7 +246,7 @@ def test_alias_expansion_is_bounded(tmp_path: Path, depth: int, width: int, wher
     anchors += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * width)}]" for i in range(1, depth + 1)]
     indent = "      " if where == "params" else ""
     body = "\n".join(indent + a for a in anchors)
-    head = "version: 1\ntargets:\n  a:\n    provider: kwok\n"
+    head = "version: 1\ntargets:\n  a:\n    provider: terraform\n"
     text = (
         head + "    params:\n" + body + "\n" if where == "params" else body + "\n" + head
     ) + "rules:\n  - name: r\n    triggers: [{pending: {}}]\n    burst: {ladder: [a]}\n"

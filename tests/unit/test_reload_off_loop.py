@@ -18,7 +18,8 @@ from burstd.state.clock import ManualClock
 from tests.unit.test_driver import held_fake
 from tests.unit.test_kube_app import RULES
 
-BOMB = RULES.replace(
+# A provider whose params are free-form (kwok's have a schema, whose unknown keys fail first).
+BOMB = RULES.replace("provider: kwok", "provider: terraform").replace(
     "    price_per_gpu_hour: 2\n",
     "    price_per_gpu_hour: 2\n    params:\n"
     '      l0: &l0 ["x","x","x","x","x","x","x","x","x","x"]\n'

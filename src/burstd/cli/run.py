@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from burstd.app import App, Settings, configure_logging
+from burstd.app import App, Settings, configure_logging, default_state_dir
 from burstd.cli.options import Number
 from burstd.rules.loader import RulesError, load_rules
 from burstd.sources.kube.client import KubeconfigError, check_kubeconfig
@@ -55,6 +55,13 @@ from burstd.sources.kube.client import KubeconfigError, check_kubeconfig
     show_default=True,
     help="Seconds between looks for units burstd made but does not know.",
 )
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where providers keep their files (one folder a target); default $STATE_DIRECTORY "
+    "(set by systemd's StateDirectory=), else ~/.local/state/burstd.",
+)
 def run(
     config: str,
     kubeconfig: str | None,
@@ -62,6 +69,7 @@ def run(
     log_level: str,
     grace_period: float,
     adopt_interval: float,
+    state_dir: str | None,
 ) -> None:
     """Watch the cluster and borrow GPUs by the rules in --config."""
     configure_logging(log_format, log_level)
@@ -83,6 +91,7 @@ def run(
         kubeconfig=kubeconfig,
         grace_period=grace_period,
         adopt_interval=adopt_interval,
+        state_dir=Path(state_dir or default_state_dir()),
     )
     app = App(settings, rules=rules)
     try:

@@ -1,6 +1,7 @@
 """Pure, frozen data: pods, nodes, units, snapshots and decisions. No I/O lives here."""
 
 from burstd.model.cluster import (
+    CORDONED_ANNOTATION,
     FULL_GPU_MILLI,
     GPU_MODEL_LABEL,
     GPU_RESOURCE,
@@ -8,11 +9,13 @@ from burstd.model.cluster import (
     MANAGED_BY_LABEL,
     MIG_RESOURCE_PREFIX,
     NEVER_EVICT_ANNOTATION,
+    PROVIDER_LABEL,
     RULE_LABEL,
     TARGET_LABEL,
     UNIT_LABEL,
     GpuRequest,
     Node,
+    NodeTemplate,
     Pod,
     PodPhase,
     Taint,
@@ -33,6 +36,7 @@ from burstd.model.snapshot import Sample, Snapshot
 from burstd.model.units import RuleHistory, TargetStatus, Unit, UnitPhase
 
 __all__ = [
+    "CORDONED_ANNOTATION",
     "FULL_GPU_MILLI",
     "GPU_MODEL_LABEL",
     "GPU_RESOURCE",
@@ -40,6 +44,7 @@ __all__ = [
     "MANAGED_BY_LABEL",
     "MIG_RESOURCE_PREFIX",
     "NEVER_EVICT_ANNOTATION",
+    "PROVIDER_LABEL",
     "RULE_LABEL",
     "TARGET_LABEL",
     "UNIT_LABEL",
@@ -51,6 +56,7 @@ __all__ = [
     "GpuRequest",
     "NoOp",
     "Node",
+    "NodeTemplate",
     "Pod",
     "PodPhase",
     "Release",

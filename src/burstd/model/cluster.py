@@ -21,6 +21,10 @@ MANAGED_BY = "burstd"
 UNIT_LABEL = "burstd.io/unit"
 TARGET_LABEL = "burstd.io/target"
 RULE_LABEL = "burstd.io/rule"
+PROVIDER_LABEL = "burstd.io/provider"
+# On a node burstd cordoned itself (with the time, RFC 3339). A cordoned node without it was
+# cordoned by someone else: an operator's decision, never read as burstd's own.
+CORDONED_ANNOTATION = "burstd.io/cordoned-at"
 FULL_GPU_MILLI = 1000
 
 
@@ -144,3 +148,19 @@ class Node:
     unschedulable: bool = False
     unit: str | None = None
     created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeTemplate:
+    """The node a target's new unit would bring, as its provider describes it before making
+    one: what the scheduler will see of it besides the GPUs (the unit's shape says those).
+
+    ``allocatable`` holds the other resources in base units (``cpu`` in millicores,
+    ``memory`` and ``ephemeral-storage`` in bytes, ``pods`` as a count, extended resources as
+    counts); a resource left out is not known and never rules a pod out. The Cluster
+    Autoscaler asks the same of a node group's template node before scaling it up for a pod.
+    """
+
+    labels: Mapping[str, str] = field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+    allocatable: Mapping[str, int] = field(default_factory=dict)

@@ -11,9 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from burstd.model import GpuRequest, Pod
-
-PROVIDERS = ("liqo", "terraform", "interlink", "kwok")
+from burstd.model import GpuRequest, NodeTemplate, Pod
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,7 +33,8 @@ class Target:
     """A named source of borrowed GPUs and the shape of one unit of it.
 
     A unit is one node of ``gpus_per_unit`` GPUs of ``gpu_model`` (or, with ``mig``, that many
-    MIG slices per profile). ``params`` are the provider's own settings, passed through.
+    MIG slices per profile). ``params`` are the provider's own settings, checked against the
+    schema its kind declares (``providers/registry.py``) with defaults filled in.
     """
 
     name: str
@@ -51,6 +50,9 @@ class Target:
     ready_deadline: float = 900.0
     backoff: float = 300.0
     simulation: SimulationProfile = SimulationProfile()
+    node: NodeTemplate | None = None
+    """The node one unit brings, as the provider describes it (the loader fills it in);
+    ``None``: only the GPU shape is known."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
