@@ -43,7 +43,7 @@ async def test_reloads_are_parsed_in_a_worker_thread(
     app = App(
         Settings(config=config, handle_signals=False, reload_check=0.01),
         clock=ManualClock(5000.0),
-        providers={"kwok": lambda api, target: fake},
+        providers={"kwok": lambda ctx: fake},
     )
     app._build_providers(app.rules)
     threads: list[threading.Thread] = []
