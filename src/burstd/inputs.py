@@ -54,8 +54,8 @@ SNAPSHOT_MAX_BYTES: Final = 64 * MiB
 KUBECONFIG_MAX_BYTES: Final = 4 * MiB
 NODES_MAX_BYTES: Final = 16 * MiB
 """A node list CSV: about 300,000 nodes."""
-TRACE_MAX_BYTES: Final = 2048 * MiB
-"""A trace, counted after decompression: tens of millions of pods."""
+TRACE_MAX_BYTES: Final = 512 * MiB
+"""A trace, counted after decompression: millions of pods, read in about a minute."""
 MAX_LINE_BYTES: Final = 1 * MiB
 """One line of a trace or node list."""
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+import burstd.sim.trace
 from burstd.cli import COMMANDS, main
 
 ROOT = Path(__file__).parents[2]
@@ -355,3 +356,16 @@ def test_output_that_cannot_be_written_is_one_line_not_a_traceback() -> None:
         assert proc.wait(timeout=120) == 1
     assert "Traceback" not in err
     assert "Exception ignored" not in err
+
+
+def test_a_trace_over_the_pod_cap_stops_even_when_skipping_bad_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cap (5,000,000 pods) is lowered here, to show what the user sees past it."""
+    monkeypatch.setattr(burstd.sim.trace, "MAX_PODS", 3)
+    trace = tmp_path / "t.csv"
+    trace.write_text("submit,duration,gpus\n" + "1,60,1\n" * 10)
+    for extra in ([], ["--skip-bad-rows"]):
+        result = invoke("simulate", "--trace", str(trace), *extra)
+        assert result.exit_code == 1
+        assert result.output.strip() == f"{trace}: more than 3 GPU pods"

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from burstd.model.durations import parse_duration
-from burstd.sim.trace import MAX_SECONDS, Profile, Trace, TraceError
+from burstd.sim.trace import MAX_PODS, MAX_SECONDS, Profile, Trace, TraceError
 
 PREFIX = "synthetic"
 _MULTI = np.array([2, 4, 8])
@@ -62,7 +62,6 @@ _INTS = {"pods", "seed", "gpus"}
 _FRACTIONS = {"daily", "share", "multi", "interactive"}
 # What each parameter may be, at most: enough for any study, and small enough that a trace
 # fits in memory (a pod costs about 100 bytes) and every number stays finite.
-MAX_PODS = 5_000_000
 _MAXIMA: dict[str, float] = {
     "pods": MAX_PODS,
     "load": 1000.0,

@@ -59,12 +59,19 @@ BUNDLED_OPENB = "openb_pod_list_default.csv.gz"
 # A time or duration in a trace, at most: 3,000 years, past any real trace, and far from where
 # adding times in floats loses seconds.
 MAX_SECONDS = 1e11
+# Pods a trace may hold: a pod costs about 200 bytes in the columns and more in the run, so
+# this bounds the memory of a simulation to a few GB.
+MAX_PODS = 5_000_000
 # Messages about skipped rows are kept for the first few only: a broken file has thousands.
 _KEEP_MESSAGES = 20
 
 
 class TraceError(ValueError):
     """A trace that cannot be read; the message says where (file:line:column) and why."""
+
+
+class _TooLarge(TraceError):
+    """A trace over ``MAX_PODS``: not a bad row to skip, the end of reading."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +153,8 @@ class _Builder:
     def add(
         self, name: str, submit: float, duration: float, gpus: int, milli: int, profile: Profile
     ) -> None:
+        if len(self.trace.submit) >= MAX_PODS:
+            raise _TooLarge(f"{self.trace.source}: more than {MAX_PODS:,} GPU pods")
         key = profile.key()
         index = self._profiles.get(key)
         if index is None:
@@ -163,7 +172,7 @@ class _Builder:
         self.skipped[why] = self.skipped.get(why, 0) + 1
 
     def bad(self, error: TraceError) -> None:
-        if not self.skip_bad_rows:
+        if not self.skip_bad_rows or isinstance(error, _TooLarge):
             raise error
         self.bad_rows += 1
         if len(self.messages) < _KEEP_MESSAGES:
