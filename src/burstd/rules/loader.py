@@ -535,9 +535,7 @@ class _Report:
     def written_null(self, at: _Pos) -> bool:
         line, col = at
         if 0 <= line < len(self.lines):
-            # startswith at an offset, not a slice: a slice copies the rest of the line, which
-            # made a long one-line document quadratic.
-            return self.lines[line].startswith(_NULLS, col)
+            return self.lines[line][col:].startswith(_NULLS)
         return False
 
 
