@@ -4,6 +4,9 @@
 
 * ``source:pods``, ``source:nodes`` — the watches, feeding ``ClusterState`` through a
   callback that also pokes the trigger;
+* ``source:prometheus``, ``source:nvml`` — with ``Settings.prometheus`` / ``Settings.nvml``,
+  the utilization triggers' queries (``nvml:…`` ones from NVML, the rest from Prometheus),
+  through the same callback; queries no source serves are marked stale, never low;
 * ``control`` — waits for the first sync, adopts the units found in the cluster, then runs
   ``Controller.run_once`` whenever the trigger says so;
 * ``adopt`` — looks again now and then for units burstd made but does not know;
@@ -39,7 +42,7 @@ from burstd.actuate.driver import AsyncDriver, RetryPolicy
 from burstd.control.loop import Controller
 from burstd.control.trigger import Trigger
 from burstd.model import NoOp, ScaleUp, Unit, UnitPhase
-from burstd.model.events import Event, PodDeleted, PodUpserted
+from burstd.model.events import Event, MetricMissing, PodDeleted, PodUpserted
 from burstd.providers.base import (
     Provider,
     ProviderContext,
@@ -49,10 +52,12 @@ from burstd.providers.base import (
 )
 from burstd.providers.registry import factories
 from burstd.rules.loader import RulesError, load_rules
-from burstd.rules.types import RuleSet, Target
+from burstd.rules.types import RuleSet, Target, UtilizationTrigger
 from burstd.sources.kube.client import connect
 from burstd.sources.kube.source import KubeSource
 from burstd.sources.kube.watch import WatchSettings
+from burstd.sources.nvml import NvmlSource, is_nvml_query
+from burstd.sources.prometheus import MetricQuery, PrometheusSettings, PrometheusSource
 from burstd.state.clock import Clock
 from burstd.state.cluster import ClusterState
 
@@ -96,6 +101,20 @@ class Settings:
     adopt_interval: float = 60.0
     """Seconds between looks for units burstd made but does not know (a create that landed
     after a crash, once the restarted daemon had listed)."""
+    prometheus: PrometheusSettings | None = None
+    """Where utilization triggers' queries are evaluated; without it they have no data."""
+    nvml: bool = False
+    """Read ``nvml:`` queries from the local GPUs (a single GPU host)."""
+
+
+def metric_queries(ruleset: RuleSet) -> list[MetricQuery]:
+    """The queries the utilization triggers of ``ruleset`` read, each with its window."""
+    return [
+        MetricQuery(query=t.query, window=t.for_s)
+        for rule in ruleset.rules
+        for t in rule.triggers
+        if isinstance(t, UtilizationTrigger)
+    ]
 
 
 def unique_ids(taken: Callable[[], Mapping[str, Unit]]) -> Callable[[str], str]:
@@ -238,6 +257,7 @@ class App:
         try:
             self._build_providers(self.rules)
             self.source = KubeSource(self._api, self._on_event, self.settings.watch)
+            signal_sources = self._signals()
             if self.settings.handle_signals:
                 for sig, handler in (
                     (signal.SIGTERM, self.stop),
@@ -258,6 +278,9 @@ class App:
                 daemons = [
                     tg.create_task(w.run(), name=f"source:{w.name}") for w in self.source.watches
                 ]
+                daemons.extend(
+                    tg.create_task(src.run(), name=f"source:{src.name}") for src in signal_sources
+                )
                 daemons.append(tg.create_task(self._reloader(), name="rules"))
                 daemons.append(tg.create_task(self._sweep(), name="adopt"))
                 control = tg.create_task(self._control(), name="control")
@@ -267,6 +290,54 @@ class App:
                 loop.remove_signal_handler(sig)
             await self._api.close()
             log.info("burstd stopped", extra={"event": "stopped"})
+
+    def _signals(self) -> list[PrometheusSource | NvmlSource]:
+        """The configured metric sources; queries none serves are marked missing."""
+        self._unserved(self.rules)
+        sources: list[PrometheusSource | NvmlSource] = []
+        if self.settings.prometheus is not None:
+            sources.append(
+                PrometheusSource(
+                    self.settings.prometheus,
+                    self._prometheus_queries,
+                    self._interval,
+                    self._on_event,
+                    now=self.clock.now,
+                )
+            )
+        if self.settings.nvml:
+            sources.append(
+                NvmlSource(self._nvml_queries, self._interval, self._on_event, now=self.clock.now)
+            )
+        return sources
+
+    def _interval(self) -> float:
+        return self.rules.loop.interval
+
+    def _prometheus_queries(self) -> list[MetricQuery]:
+        return [q for q in metric_queries(self.rules) if not is_nvml_query(q.query)]
+
+    def _nvml_queries(self) -> list[tuple[str, float]]:
+        return [(q.query, q.window) for q in metric_queries(self.rules)]
+
+    def _served(self, query: str) -> bool:
+        if is_nvml_query(query):
+            return self.settings.nvml
+        return self.settings.prometheus is not None
+
+    def _unserved(self, ruleset: RuleSet) -> None:
+        """Utilization queries with no source: stale from the start (never low), said once."""
+        now = self.clock.now()
+        for q in metric_queries(ruleset):
+            if self._served(q.query) or q.query in self.state.stale:
+                continue
+            log.error(
+                "query %r has no metrics source (start burstd with --prometheus-url, or --nvml "
+                "for nvml: queries); its trigger never fires and its rule's units are kept",
+                q.query,
+                extra={"event": "signal_unconfigured", "query": q.query},
+            )
+            self._on_event(MetricMissing(query=q.query, at=now, reason="no metrics source"))
 
     async def _stopper(
         self, control: asyncio.Task[None], daemons: list[asyncio.Task[None]]
@@ -294,6 +365,7 @@ class App:
     def _pass(self, why: str) -> None:
         now = self.clock.now()
         result = self.controller.run_once(now)
+        self.trigger.wake_at(result.wake_at)
         self.passes += 1
         if log.isEnabledFor(logging.DEBUG):
             for d in result.decisions:
@@ -438,6 +510,7 @@ class App:
         self.rules = rules
         self.reloads += 1
         self._build_providers(rules)
+        self._unserved(rules)
         log.info(
             "rules reloaded from %s: %d target(s), %d rule(s)",
             self.settings.config,

@@ -11,6 +11,7 @@ from burstd.model.cluster import (
     NEVER_EVICT_ANNOTATION,
     PROVIDER_LABEL,
     RULE_LABEL,
+    RUNTIME_ANNOTATION,
     TARGET_LABEL,
     UNIT_LABEL,
     GpuRequest,
@@ -32,7 +33,7 @@ from burstd.model.decisions import (
     Uncordon,
     UnitDecision,
 )
-from burstd.model.snapshot import Sample, Snapshot
+from burstd.model.snapshot import Sample, Snapshot, StaleSignal
 from burstd.model.units import RuleHistory, TargetStatus, Unit, UnitPhase
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "NEVER_EVICT_ANNOTATION",
     "PROVIDER_LABEL",
     "RULE_LABEL",
+    "RUNTIME_ANNOTATION",
     "TARGET_LABEL",
     "UNIT_LABEL",
     "Abandon",
@@ -64,6 +66,7 @@ __all__ = [
     "Sample",
     "ScaleUp",
     "Snapshot",
+    "StaleSignal",
     "Taint",
     "TargetStatus",
     "Uncordon",

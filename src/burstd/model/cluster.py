@@ -15,6 +15,9 @@ GPU_RESOURCE = "nvidia.com/gpu"
 MIG_RESOURCE_PREFIX = "nvidia.com/mig-"
 GPU_MODEL_LABEL = "nvidia.com/gpu.product"
 NEVER_EVICT_ANNOTATION = "burstd.io/never-evict"
+# A pod's expected run time (a duration such as "90m"), for cost-aware waits; without it,
+# ``spec.activeDeadlineSeconds`` is taken as the run time.
+RUNTIME_ANNOTATION = "burstd.io/expected-runtime"
 # Every object burstd makes carries these, so a restarted burstd finds and adopts it.
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "burstd"
@@ -89,6 +92,8 @@ class Pod:
     ``unschedulable`` is the scheduler's verdict (condition ``PodScheduled=False``, reason
     ``Unschedulable``); a pending pod without it is not demand yet. ``pending_since`` is when
     that verdict was first given, ``created_at`` when the pod was created.
+    ``declared_runtime`` is the run time the pod declares (seconds; ``RUNTIME_ANNOTATION``, else
+    ``activeDeadlineSeconds``), ``None`` when it declares none.
     """
 
     namespace: str
@@ -104,6 +109,7 @@ class Pod:
     never_evict: bool = False
     created_at: float = 0.0
     pending_since: float | None = None
+    declared_runtime: float | None = None
 
     @property
     def key(self) -> str:

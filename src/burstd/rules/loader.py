@@ -105,7 +105,7 @@ _MATCH_KEYS = (
 )
 _SELECTOR_KEYS = ("key", "operator", "values")
 _TRIGGER_KEYS: Mapping[str, tuple[str, ...]] = {
-    TriggerKind.PENDING: ("gpus", "for"),
+    TriggerKind.PENDING: ("gpus", "for", "per_gpu", "per_gpu_hour", "max_for", "default_runtime"),
     TriggerKind.OLDEST_PENDING: ("older_than",),
     TriggerKind.UTILIZATION: ("query", "above", "for"),
     TriggerKind.SCHEDULE: ("cron", "duration", "timezone"),
@@ -1337,10 +1337,7 @@ class _Loader:
         f = self.fields(body, _TRIGGER_KEYS[kind], _TRIGGER_REQUIRED[kind], section=True)
         match TriggerKind(kind):
             case TriggerKind.PENDING:
-                return PendingTrigger(
-                    gpus=f.take("gpus", lambda n: self.number(n, above=0), 1.0),
-                    for_s=f.take("for", self.duration, 0.0),
-                )
+                return self.pending(f)
             case TriggerKind.OLDEST_PENDING:
                 older_than = f.take("older_than", self.duration, None)
                 if older_than is None:
@@ -1360,6 +1357,38 @@ class _Loader:
                 if cron is None or duration is None:
                     raise _Bad
                 return ScheduleTrigger(cron=cron, duration=duration, timezone=timezone)
+
+    def pending(self, f: _Fields) -> PendingTrigger:
+        """A pending trigger, with its cost-aware wait (``per_gpu``, ``per_gpu_hour``,
+        ``max_for``, ``default_runtime``; see ``PendingTrigger``)."""
+        trigger = PendingTrigger(
+            gpus=f.take("gpus", lambda n: self.number(n, above=0), 1.0),
+            for_s=f.take("for", self.duration, 0.0),
+            per_gpu=f.take("per_gpu", self.duration, 0.0),
+            per_gpu_hour=f.take("per_gpu_hour", self.duration, 0.0),
+            max_for=f.take("max_for", self.duration, None),
+            default_runtime=f.take("default_runtime", self.duration, 0.0),
+        )
+        if trigger.max_for is not None:
+            self._order(
+                f,
+                "for",
+                "max_for",
+                trigger.for_s,
+                trigger.max_for,
+                format_duration,
+                point_at_high=True,
+            )
+        for key in ("max_for", "default_runtime"):
+            if key in f.ok and not trigger.cost_aware:
+                node = f.point(key)
+                self.r.add(
+                    node.at,
+                    node.path,
+                    f"'{key}' has no effect without per_gpu or per_gpu_hour",
+                    "add per_gpu or per_gpu_hour, or remove it",
+                )
+        return trigger
 
     def timezone(self, node: _Node) -> str:
         name = self.string(node)

@@ -23,6 +23,7 @@ from burstd.model import (
     GPU_RESOURCE,
     MIG_RESOURCE_PREFIX,
     NEVER_EVICT_ANNOTATION,
+    RUNTIME_ANNOTATION,
     UNIT_LABEL,
     GpuRequest,
     Node,
@@ -30,6 +31,7 @@ from burstd.model import (
     PodPhase,
     Taint,
 )
+from burstd.model.durations import parse_duration
 from burstd.model.quantity import parse_quantity
 
 _PHASES = {p.value: p for p in PodPhase}
@@ -221,8 +223,25 @@ def pod_from_raw(obj: Mapping[str, Any]) -> Pod | None:
         priority_class=str(spec.get("priorityClassName") or ""),
         qos=str(status.get("qosClass") or ""),
         pending_since=since if demand else None,
+        declared_runtime=declared_runtime(spec, annotations),
         **common,
     )
+
+
+def declared_runtime(spec: Mapping[str, Any], annotations: Mapping[str, Any]) -> float | None:
+    """The run time a pod declares, for cost-aware waits: the ``RUNTIME_ANNOTATION`` (a
+    duration), else ``activeDeadlineSeconds``; None when neither is there or valid (a bad
+    annotation is ignored, as kubelet ignores what it does not know)."""
+    text = annotations.get(RUNTIME_ANNOTATION)
+    if isinstance(text, str):
+        try:
+            return parse_duration(text)
+        except ValueError:
+            pass
+    deadline = spec.get("activeDeadlineSeconds")
+    if isinstance(deadline, int | float) and not isinstance(deadline, bool) and deadline > 0:
+        return float(deadline)
+    return None
 
 
 def _resources(values: object) -> dict[str, int]:
