@@ -36,6 +36,8 @@ def start(config: Path, kubeconfig: Path, log: Path) -> subprocess.Popen[bytes]:
                 "5",
                 "--adopt-interval",
                 "2",
+                "--state-dir",
+                str(log.parent / "state"),
             ],
             stdout=out,
             stderr=out,

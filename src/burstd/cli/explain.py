@@ -7,6 +7,7 @@ from typing import Any, NoReturn
 
 import click
 
+from burstd.cli.notes import rule_warnings
 from burstd.cli.options import Number
 from burstd.inputs import SNAPSHOT_MAX_BYTES, InputError, read_text
 from burstd.model import NoOp
@@ -48,6 +49,8 @@ def explain(snapshot_path: str, rules_path: str, at: float | None) -> None:
     if now is None:
         _fail(f"{snapshot_path}: now: missing; pass --at")
     result = plan(snapshot, ruleset, now)
+    for warning in rule_warnings(ruleset):
+        click.echo(f"warning: {warning}")
     for view in result.views:
         state = "fires" if view.fired else "quiet"
         click.echo(f"rule {view.rule.name}: {len(view.demand)} pod(s) pending, {state}: {view.why}")

@@ -13,6 +13,7 @@ from typing import Any
 import click
 from ruamel.yaml import YAML
 
+from burstd.cli.notes import rule_warnings
 from burstd.inputs import RULES_MAX_BYTES, read_text
 from burstd.rules.loader import RulesError, load_rules
 from burstd.rules.types import Limits, Rule, RuleSet, Target
@@ -37,6 +38,8 @@ def validate(files: tuple[str, ...]) -> None:
             f"{path}: ok — {len(ruleset.targets)} target(s), {len(ruleset.rules)} rule(s)"
             + (", dry run" if ruleset.dry_run else "")
         )
+        for warning in rule_warnings(ruleset):
+            click.echo(f"{path}: warning: {warning}", err=True)
     if bad:
         raise SystemExit(1)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from burstd.providers import kwok
+from burstd.providers import interlink, kwok, liqo
 from burstd.providers.base import ProviderFactory, ProviderKind, bare_node
 
 
@@ -32,9 +32,9 @@ def _undeclared(name: str, doc: str) -> ProviderKind:
 KINDS: Mapping[str, ProviderKind] = {
     kind.name: kind
     for kind in (
-        _undeclared("liqo", "peer with a donor cluster through Liqo ResourceSlices"),
+        liqo.KIND,
         _undeclared("terraform", "cloud GPU nodes through a Terraform module"),
-        _undeclared("interlink", "an HPC site behind InterLink virtual nodes"),
+        interlink.KIND,
         kwok.KIND,
     )
 }
