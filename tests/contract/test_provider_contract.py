@@ -1,11 +1,12 @@
 """One contract suite over every provider (providers/base.py says what each method promises).
 
-The fake runs always; the kwok and InterLink providers run against the real control plane, the
-Liqo provider against two (a donor and the Liqo emulator, ``kube-testenv up --donor``) (marker
-``integration``; InterLink's site virtual kubelet and Liqo's controllers are emulated by
-``burstd.testing``, the parts that cannot run here). The same assertions hold for the fake the
-simulator and tests lean on and for the providers users run; a new provider joins by adding a
-case to ``factory``.
+The fake runs always; the kwok, InterLink and Terraform providers run against the real control
+plane, the Liqo provider against two (a donor and the Liqo emulator, ``kube-testenv up
+--donor``) (marker ``integration``; InterLink's site virtual kubelet and Liqo's controllers are
+emulated by ``burstd.testing``, the parts that cannot run here). The Terraform provider runs
+with both CLIs (terraform and OpenTofu) on the kwok-pool rehearsal module. The same assertions
+hold for the fake the simulator and tests lean on and for the providers users run; a new
+provider joins by adding a case to ``factory``.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from burstd.providers.base import CapacityError, Provider, UnitSpec
 from burstd.providers.fake import FakeProvider
 from burstd.providers.interlink.provider import InterLinkProvider
 from burstd.providers.kwok.provider import KwokProvider
+from burstd.providers.terraform.provider import TerraformProvider
 from tests.conftest import MANAGED
-from tests.integration import liqo
+from tests.integration import liqo, terraform
 from tests.integration.interlink import emulated, params_nodes, site
 from tests.integration.kube import Kube
 
@@ -42,6 +44,19 @@ def kwok_provider(kubeconfig: Path) -> ProviderFactory:
         async with Kube(kubeconfig) as kube:
             try:
                 yield KwokProvider(kube.api, TARGET, {"poll_interval": 0.1})
+            finally:
+                await kube.delete_nodes(f"{MANAGED},burstd.io/target={TARGET}")
+
+    return make
+
+
+def terraform_provider(kubeconfig: Path, workdir: Path, cli: str) -> ProviderFactory:
+    @asynccontextmanager
+    async def make() -> AsyncIterator[Provider]:
+        async with Kube(kubeconfig) as kube:
+            params = terraform.params(kubeconfig, workdir, cli)
+            try:
+                yield TerraformProvider(kube.api, TARGET, params)
             finally:
                 await kube.delete_nodes(f"{MANAGED},burstd.io/target={TARGET}")
 
@@ -84,9 +99,10 @@ def interlink_provider(kubeconfig: Path) -> ProviderFactory:
         pytest.param("kwok", id="kwok", marks=pytest.mark.integration),
         pytest.param("liqo", id="liqo", marks=pytest.mark.integration),
         pytest.param("interlink", id="interlink", marks=pytest.mark.integration),
+        *(pytest.param(cli, id=cli, marks=pytest.mark.integration) for cli in terraform.CLIS),
     ]
 )
-def factory(request: pytest.FixtureRequest) -> ProviderFactory:
+def factory(request: pytest.FixtureRequest, tmp_path: Path) -> ProviderFactory:
     if request.param == "kwok":
         return kwok_provider(request.getfixturevalue("kubeconfig"))
     if request.param == "liqo":
@@ -94,6 +110,9 @@ def factory(request: pytest.FixtureRequest) -> ProviderFactory:
         return liqo_provider(request.getfixturevalue("kubeconfig"))
     if request.param == "interlink":
         return interlink_provider(request.getfixturevalue("kubeconfig"))
+    if request.param in terraform.CLIS:
+        kubeconfig = request.getfixturevalue("kubeconfig")
+        return terraform_provider(kubeconfig, tmp_path / "workdir", request.param)
     return fake_provider
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from burstd.providers import interlink, kwok, liqo
+from burstd.providers import interlink, kwok, liqo, terraform
 from burstd.providers.base import ProviderFactory, ProviderKind, bare_node
 
 
@@ -33,7 +33,7 @@ KINDS: Mapping[str, ProviderKind] = {
     kind.name: kind
     for kind in (
         liqo.KIND,
-        _undeclared("terraform", "cloud GPU nodes through a Terraform module"),
+        terraform.KIND,
         interlink.KIND,
         kwok.KIND,
     )
