@@ -264,16 +264,21 @@ def test_exact_runs_that_would_not_end_are_refused(tmp_path: Path) -> None:
 
 
 def test_params_alias_bomb_is_an_error_at_its_line(tmp_path: Path) -> None:
+    # Terraform's ``vars`` are free-form values.
     lines = ["version: 1", "targets:", "  a:", "    provider: terraform", "    params:"]
-    lines.append('      l0: &l0 ["x","x","x","x","x","x","x","x","x","x"]')
-    lines += [f"      l{i}: &l{i} [{','.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 9)]
+    lines += ["      module: ./m", "      vars:"]
+    lines.append('        l0: &l0 ["x","x","x","x","x","x","x","x","x","x"]')
+    lines += [f"        l{i}: &l{i} [{','.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 9)]
     lines += ["rules:", "  - name: r", "    triggers: [{pending: {}}]", "    burst: {ladder: [a]}"]
     bomb = tmp_path / "bomb.yaml"
     bomb.write_text("\n".join(lines) + "\n")
     assert bomb.stat().st_size < 4000  # 10**9 values once expanded
     result = invoke("validate", str(bomb))
     assert result.exit_code == 1
-    assert f"{bomb}:6:7: targets.a.params: too large: more than 100,000 values" in result.output
+    assert (
+        f"{bomb}:12:13: targets.a.params.vars.l4: too large: more than 100,000 values"
+        in result.output
+    )
 
 
 def test_validate_warns_about_a_rule_that_can_never_burst(tmp_path: Path) -> None:

@@ -238,30 +238,6 @@ def test_mutated_rules_files(tmp_path: Path, text: str, tail: bytes) -> None:
         assert ruleset.rules
 
 
-@settings(FUZZ, max_examples=max(8, EXAMPLES_EACH // 5))
-@given(depth=st.integers(2, 8), width=st.integers(2, 10), where=st.sampled_from(["params", "top"]))
-def test_alias_expansion_is_bounded(tmp_path: Path, depth: int, width: int, where: str) -> None:
-    """Aliases of aliases expand to width**depth values; none of it may be expanded whole."""
-    anchors = ['l0: &l0 ["x", "y"]']
-    anchors += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * width)}]" for i in range(1, depth + 1)]
-    indent = "      " if where == "params" else ""
-    body = "\n".join(indent + a for a in anchors)
-    head = "version: 1\ntargets:\n  a:\n    provider: terraform\n"
-    text = (
-        head + "    params:\n" + body + "\n" if where == "params" else body + "\n" + head
-    ) + "rules:\n  - name: r\n    triggers: [{pending: {}}]\n    burst: {ladder: [a]}\n"
-    with bounded():
-        try:
-            parse_rules(text, "bomb.yaml")
-        except RulesError as e:
-            for problem in e.problems:
-                _clean(str(problem), "bomb.yaml:")
-            return
-    # Read whole only when small: the anchors at the top level are unknown keys.
-    assert where == "params"
-    assert width**depth <= 100_000
-
-
 # Snapshots ----------------------------------------------------------------------------------
 
 json_values = st.recursive(

@@ -21,9 +21,9 @@ from tests.unit.test_kube_app import RULES
 # A provider whose params are free-form (kwok's have a schema, whose unknown keys fail first).
 BOMB = RULES.replace("provider: kwok", "provider: terraform").replace(
     "    price_per_gpu_hour: 2\n",
-    "    price_per_gpu_hour: 2\n    params:\n"
-    '      l0: &l0 ["x","x","x","x","x","x","x","x","x","x"]\n'
-    + "".join(f"      l{i}: &l{i} [{','.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 9)),
+    "    price_per_gpu_hour: 2\n    params:\n      module: ./m\n      vars:\n"
+    '        l0: &l0 ["x","x","x","x","x","x","x","x","x","x"]\n'
+    + "".join(f"        l{i}: &l{i} [{','.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 9)),
 )
 
 
