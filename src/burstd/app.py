@@ -769,17 +769,27 @@ class App:
                 await asyncio.wait_for(self._hup.wait(), timeout=check if check > 0 else None)
             forced = self._hup.is_set()
             self._hup.clear()
-            self.reload_now(forced=forced)
+            stamp = _stamp(self.settings.config)
+            if self._wants_reload(stamp, forced=forced):
+                # Parsed in a thread: a large rules file takes seconds to read, and the watch
+                # and the control loop must not stall meanwhile.
+                loaded = await asyncio.to_thread(_load, self.settings.config)
+                self._reloaded(stamp, loaded)
 
     def reload_now(self, *, forced: bool = True) -> bool:
         """Reload the rules file if ``forced`` or it changed; return whether new rules are in
         force. A bad file is logged with every problem and changes nothing."""
         stamp = _stamp(self.settings.config)
-        if not forced and (stamp == self._rules_stamp or stamp == self._bad_stamp):
+        if not self._wants_reload(stamp, forced=forced):
             return False
-        try:
-            rules = load_rules(self.settings.config)
-        except RulesError as e:
+        return self._reloaded(stamp, _load(self.settings.config))
+
+    def _wants_reload(self, stamp: tuple[int, int] | None, *, forced: bool) -> bool:
+        return forced or stamp not in (self._rules_stamp, self._bad_stamp)
+
+    def _reloaded(self, stamp: tuple[int, int] | None, loaded: RuleSet | RulesError) -> bool:
+        if isinstance(loaded, RulesError):
+            e = loaded
             self._bad_stamp = stamp
             self.reload_failures += 1
             log.error(
@@ -794,6 +804,7 @@ class App:
             for problem in e.problems:
                 log.error("%s", problem, extra={"event": "rules_problem"})
             return False
+        rules = loaded
         self._rules_stamp = stamp
         self._bad_stamp = None
         if rules.digest == self.rules.digest:
@@ -811,6 +822,13 @@ class App:
         )
         self.trigger.run_now()
         return True
+
+
+def _load(path: Path) -> RuleSet | RulesError:
+    try:
+        return load_rules(path)
+    except RulesError as e:
+        return e
 
 
 def _identity() -> str:

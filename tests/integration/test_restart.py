@@ -111,19 +111,22 @@ async def test_killed_mid_burst_adopts_and_finishes(
             return not await nodes()
 
         await eventually(all_released, within=60, what="every node given back")
-        # No duplicates: at most four units, each made once across both runs (fewer when a
-        # slow restart let a pod wait for another's node to free up); the second run adopted
-        # what the first made (a create still in flight when it was killed may land after the
-        # second run listed: its sweep adopts it), made the rest, gave all back.
-        assert 1 <= len(seen) <= 4
+        # No duplicates, whatever the timing: each unit made once across both runs, and no
+        # more than the four pods need (fewer when burstd starts slowly and the pods run one
+        # after another on the nodes already there, as they may under load); the second run
+        # adopted what the first made (a create still in flight when it was killed may land
+        # after the second run listed: its sweep adopts it), made the rest, gave all back.
         adopted = {e["unit"] for e in events(second_log, "adopted")}
         made_after = {e["unit"] for e in events(second_log, "kwok_node_created")}
+        units = adopted | made_after
         assert not adopted & made_after
-        assert adopted | made_after == seen
+        assert in_cluster <= adopted
+        assert seen <= units
+        assert 1 <= len(units) <= 4
 
         async def all_reported() -> bool:
             released = {e["unit"] for e in events(second_log, "unit_released")}
-            return released == seen
+            return released == units
 
         # The nodes are gone; burstd reports each unit released once it has seen that too.
         await eventually(all_reported, within=15, what="every unit reported released")

@@ -693,8 +693,7 @@ def test_invalid_utf8(tmp_path: Path) -> None:
     with pytest.raises(RulesError) as caught:
         load_rules(path)
     assert [str(p) for p in caught.value.problems] == [
-        f"{path}:1:1: (root): not valid UTF-8 (byte 0xe8 at offset 17) "
-        "(hint: save the file as UTF-8)"
+        f"{path}:2:7: (root): not valid UTF-8 (byte 0xe8) (hint: save the file as UTF-8)"
     ]
 
 

@@ -8,7 +8,12 @@ plotting libraries (matplotlib alone is ~40 MB of a daemon that should stay smal
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import importlib
+import os
+import sys
+from typing import Any, NoReturn
 
 import click
 
@@ -21,7 +26,29 @@ COMMANDS = {
 
 
 class LazyGroup(click.Group):
-    """A group whose subcommands are imported when used (or when help lists them)."""
+    """A group whose subcommands are imported when used (or when help lists them).
+
+    Output that cannot be written (a closed pipe, as in ``burstd simulate | head``; a full
+    disk; ``>/dev/full``) ends the command with one line on stderr and exit code 1, where
+    Python would print a traceback, or an "Exception ignored" note at exit.
+    """
+
+    def main(self, *args: Any, **kwargs: Any) -> NoReturn:
+        try:
+            super().main(*args, **kwargs)
+        except OSError as e:
+            code = 1
+            _cannot_write(e)
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        else:  # pragma: no cover - standalone mode always exits
+            code = 0
+        try:
+            sys.stdout.flush()
+        except OSError as e:
+            code = 1
+            _cannot_write(e)
+        raise SystemExit(code)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -40,3 +67,20 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="burstd")
 def main() -> None:
     """burstd: borrow GPUs when GPU work queues up, give them back when it drains."""
+
+
+def _cannot_write(error: OSError) -> None:
+    """Report an unwritable stdout (or re-raise another OSError) and stop writing to it."""
+    if error.errno not in (errno.EPIPE, errno.ENOSPC, errno.EIO, errno.EBADF) and not isinstance(
+        error, BrokenPipeError
+    ):
+        raise error
+    # Further writes, and the flush at exit, go nowhere instead of failing again.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    if error.errno != errno.EPIPE:
+        # A closed pipe is the reader's choice (``| head``); a full disk is worth a word.
+        with contextlib.suppress(OSError):
+            click.echo(f"burstd: cannot write the output: {error.strerror or error}", err=True)

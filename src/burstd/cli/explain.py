@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 
 from burstd.cli.notes import rule_warnings
+from burstd.cli.options import Number
+from burstd.inputs import SNAPSHOT_MAX_BYTES, InputError, read_text
 from burstd.model import NoOp
 from burstd.model.durations import format_duration
-from burstd.model.serde import SnapshotError, snapshot_from_dict
+from burstd.model.serde import MAX_TIME, SnapshotError, check_targets, snapshot_from_dict
 from burstd.plan.planner import plan
 from burstd.rules.loader import RulesError, load_rules
 
@@ -27,7 +29,7 @@ from burstd.rules.loader import RulesError, load_rules
 @click.option(
     "--at",
     "at",
-    type=float,
+    type=Number(0, MAX_TIME, unit="seconds"),
     default=None,
     help="The time to decide at (seconds); default: the snapshot's own 'now'.",
 )
@@ -40,17 +42,13 @@ def explain(snapshot_path: str, rules_path: str, at: float | None) -> None:
             click.echo(str(problem), err=True)
         raise SystemExit(1) from None
     try:
-        data = json.loads(Path(snapshot_path).read_text(encoding="utf-8"))
-        snapshot, taken = snapshot_from_dict(data)
-    except OSError as e:
-        raise click.ClickException(f"{snapshot_path}: cannot read: {e.strerror}") from None
-    except json.JSONDecodeError as e:
-        raise click.ClickException(f"{snapshot_path}:{e.lineno}:{e.colno}: {e.msg}") from None
+        snapshot, taken = snapshot_from_dict(_read_json(snapshot_path))
+        check_targets(snapshot, ruleset.targets)
     except SnapshotError as e:
-        raise click.ClickException(f"{snapshot_path}: {e}") from None
+        _fail(f"{snapshot_path}: {e}")
     now = at if at is not None else taken
     if now is None:
-        raise click.ClickException(f"{snapshot_path}: no 'now' field; pass --at")
+        _fail(f"{snapshot_path}: now: missing; pass --at")
     result = plan(snapshot, ruleset, now)
     for warning in rule_warnings(ruleset):
         click.echo(f"warning: {warning}")
@@ -76,3 +74,23 @@ def explain(snapshot_path: str, rules_path: str, at: float | None) -> None:
     for decision in result.decisions:
         marker = "  ·" if isinstance(decision, NoOp) else "  →"
         click.echo(f"{marker} {decision}")
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(message, err=True)
+    raise SystemExit(1)
+
+
+def _read_json(path: str) -> Any:
+    """The JSON document in the file at ``path``; any reason it is not one ends the command."""
+    try:
+        return json.loads(read_text(path, limit=SNAPSHOT_MAX_BYTES, what="snapshot"))
+    except InputError as e:
+        _fail(str(e))
+    except json.JSONDecodeError as e:
+        _fail(f"{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}")
+    except RecursionError:
+        _fail(f"{path}: invalid JSON: nested too deeply")
+    except ValueError as e:
+        # An integer of more than 4,300 digits, which Python refuses to read.
+        _fail(f"{path}: invalid JSON: {e}")

@@ -10,8 +10,10 @@ import click
 
 from burstd import faults
 from burstd.app import App, Settings, configure_logging, default_state_dir
+from burstd.cli.options import Number
 from burstd.model import DEFAULT_INSTANCE
 from burstd.rules.loader import RulesError, load_rules
+from burstd.sources.kube.client import KubeconfigError, check_kubeconfig
 from burstd.sources.kube.lease import LeaseSettings
 from burstd.sources.prometheus import PrometheusSettings, Secret
 
@@ -45,14 +47,14 @@ from burstd.sources.prometheus import PrometheusSettings, Secret
 )
 @click.option(
     "--grace-period",
-    type=float,
+    type=Number(0, 3600, unit="seconds"),
     default=30.0,
     show_default=True,
     help="Seconds provider calls in flight may finish after SIGTERM.",
 )
 @click.option(
     "--adopt-interval",
-    type=float,
+    type=Number(1, 86_400, unit="seconds"),
     default=60.0,
     show_default=True,
     help="Seconds between looks for units burstd made but does not know.",
@@ -102,11 +104,15 @@ from burstd.sources.prometheus import PrometheusSettings, Secret
     help="CA bundle for an https Prometheus.",
 )
 @click.option(
-    "--prometheus-timeout", type=float, default=5.0, show_default=True, help="Seconds a query."
+    "--prometheus-timeout",
+    type=Number(0, 600, open_min=True, unit="seconds"),
+    default=5.0,
+    show_default=True,
+    help="Seconds a query.",
 )
 @click.option(
     "--prometheus-step",
-    type=float,
+    type=Number(1, 86_400, unit="seconds"),
     default=None,
     help="Range-query resolution in seconds; default the loop interval.",
 )
@@ -118,7 +124,7 @@ from burstd.sources.prometheus import PrometheusSettings, Secret
 )
 @click.option(
     "--signal-grace",
-    type=float,
+    type=Number(0, 86_400, unit="seconds"),
     default=60.0,
     show_default=True,
     help="Seconds a query may lack data before a signal_stale notice is raised.",
@@ -197,6 +203,13 @@ def run(
         for problem in e.problems:
             click.echo(str(problem), err=True)
         raise SystemExit(1) from None
+    if kubeconfig is not None:
+        # Checked before anything starts, so a wrong path is one line, not a failed daemon.
+        try:
+            check_kubeconfig(kubeconfig)
+        except KubeconfigError as e:
+            click.echo(str(e), err=True)
+            raise SystemExit(1) from None
     prometheus = None
     if prometheus_url:
         if (prometheus_token_file or prometheus_token_env) and prometheus_user:
@@ -254,6 +267,9 @@ def run(
     app = App(settings, rules=rules)
     try:
         asyncio.run(app.run())
+    except KubeconfigError as e:
+        click.echo(str(e), err=True)
+        raise SystemExit(1) from None
     except Exception:
         logging.getLogger("burstd").exception("burstd failed", extra={"event": "failed"})
         raise SystemExit(1) from None

@@ -8,6 +8,7 @@ Bad input (a trace row, a node list, a rules file, a sweep) is reported as
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 import time
@@ -21,9 +22,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from burstd.cli.options import Number
+from burstd.inputs import RULES_MAX_BYTES, InputError, read_text, write_text
 from burstd.rules.loader import RulesError, load_rules, parse_rules
 from burstd.rules.types import RuleSet
-from burstd.sim.cluster import ClusterError, load_nodes
+from burstd.sim.cluster import MAX_CLUSTER_GPUS, ClusterError, load_nodes
 from burstd.sim.compare import PolicyRun, Setup, compare
 from burstd.sim.duty import load_duty_cycle
 from burstd.sim.engine import DEFAULT_START_EPOCH, SimConfig
@@ -43,6 +46,7 @@ from burstd.sim.starburst import (
 from burstd.sim.sweep import SweepError, parse_sweep, variants
 from burstd.sim.synthetic import generate, is_synthetic, parse_synthetic
 from burstd.sim.trace import Trace, TraceError, load_trace
+from burstd.sim.wakeups import has_utilization
 
 DEFAULT_RULES = "sim-default.yaml"
 OPENB_GPUS = 6212
@@ -53,8 +57,8 @@ def _rules_text(path: str | None) -> tuple[str, str]:
         ref = resources.files("burstd") / "data" / "rules" / DEFAULT_RULES
         return ref.read_text(encoding="utf-8"), f"{DEFAULT_RULES} (bundled)"
     try:
-        return Path(path).read_text(encoding="utf-8"), path
-    except (OSError, UnicodeDecodeError):
+        return read_text(path, limit=RULES_MAX_BYTES, what="rules file"), path
+    except InputError:
         load_rules(path)  # reports why, as a RulesError
         raise
 
@@ -138,7 +142,13 @@ class _Bars:
     metavar="PATH",
     help="Rules file (default: the bundled sim-default.yaml).",
 )
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed for provider timing.")
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 2**63 - 1),
+    help="Seed for provider timing.",
+)
 @click.option(
     "--utilization",
     "utilization_arg",
@@ -150,7 +160,7 @@ class _Bars:
 )
 @click.option(
     "--utilization-step",
-    type=float,
+    type=Number(1, 86_400, unit="seconds"),
     default=None,
     help="Seconds each duty-cycle sample lasts (default: the trace's own 57 s).",
 )
@@ -194,7 +204,7 @@ class _Bars:
 )
 @click.option(
     "--static-gpus",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, MAX_CLUSTER_GPUS),
     default=None,
     help="GPUs of the static baseline (default: burstd's mean borrowed GPUs).",
 )
@@ -336,6 +346,8 @@ def simulate(
         for message in trace.meta.get("bad_row_examples", [])[:5]:
             click.echo(f"  {message}", err=True)
 
+    if exact or has_utilization(ruleset):
+        _check_exact(trace, ruleset, "--exact" if exact else "a utilization trigger")
     util: tuple[float, ...] = ()
     step = utilization_step or 60.0
     if utilization_arg == "duty-cycle":
@@ -391,6 +403,25 @@ def simulate(
             _fail([f"{report_dir}: cannot write the report: {e.strerror or e}"])
             return
         click.echo(f"report: {written[0]}", err=True)
+
+
+MAX_EXACT_PASSES = 10_000_000
+
+
+def _check_exact(trace: Trace, ruleset: RuleSet, why: str) -> None:
+    """Exact runs (``--exact``, or rules with a utilization trigger) make a pass every loop
+    interval however idle the trace is, so their time is the trace's span over the interval:
+    refuse one that would not end today (10 million passes is 3 years at the default 10 s)."""
+    if not len(trace):
+        return
+    span = max(trace.submit) + max(trace.duration) + SimConfig().drain_horizon
+    passes = span / ruleset.loop.interval
+    if passes > MAX_EXACT_PASSES:
+        raise click.UsageError(
+            f"{why} runs every periodic pass, {passes:,.0f} over this trace's "
+            f"{span / 86_400:,.0f} days, more than {MAX_EXACT_PASSES:,}; use a shorter trace "
+            "or a longer loop.interval" + (", or leave out --exact" if why == "--exact" else "")
+        )
 
 
 def _meta(
@@ -531,6 +562,8 @@ def _peer(
 
 def _write_json(path: str, doc: dict[str, Any]) -> None:
     try:
-        Path(path).write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        write_text(path, json.dumps(doc, indent=2, sort_keys=False) + "\n")
     except OSError as e:
-        _fail([f"{path}: cannot write: {e.strerror or e}"])
+        # ENXIO: a FIFO that nobody reads, which would otherwise block for ever.
+        reason = "a FIFO with no reader" if e.errno == errno.ENXIO else e.strerror or e
+        _fail([f"{path}: cannot write: {reason}"])

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Final, NoReturn, TypeVar
+from typing import Any, Final, TypeVar
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, TaggedScalar
@@ -32,6 +32,7 @@ from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
+from burstd.inputs import RULES_MAX_BYTES, InputError, read_text
 from burstd.model.durations import format_duration, parse_duration
 from burstd.model.params import Param, ParamSchema, ParamType
 from burstd.model.quantity import parse_quantity
@@ -117,6 +118,8 @@ _TRIGGER_REQUIRED: Mapping[str, tuple[str, ...]] = {
 }
 _KINDS = tuple(str(kind) for kind in TriggerKind)
 PROVIDERS: Final = tuple(KINDS)
+# The planner packs a unit GPU by GPU (and MIG slice by slice): no machine has more than this.
+MAX_GPUS_PER_UNIT: Final = 1024
 _BURST_KEYS = ("ladder", "max_units_per_step", "min_gpus")
 _RELEASE_KEYS = ("idle_for", "validation", "drain")
 _DRAIN_KEYS = ("mode", "max_wait")
@@ -176,29 +179,18 @@ class RulesError(Exception):
 def load_rules(path: str | Path) -> RuleSet:
     """The rules in the file at ``path``; raises ``RulesError`` if it cannot be read or used."""
     source = str(path)
-
-    def fail(message: str, hint: str = "") -> NoReturn:
-        problem = Problem(source=source, line=1, column=1, path=ROOT, message=message, hint=hint)
-        raise RulesError([problem])
-
     try:
-        data = Path(path).read_bytes()
-    except IsADirectoryError:
-        fail("is a directory, not a rules file")
-    except FileNotFoundError:
-        fail("no such file")
-    except PermissionError:
-        fail("permission denied")
-    except (OSError, ValueError) as err:
-        # ValueError: a path with a NUL byte in it.
-        fail(f"cannot read the file: {getattr(err, 'strerror', None) or err}")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        fail(
-            f"not valid UTF-8 (byte 0x{data[err.start]:02x} at offset {err.start})",
-            hint="save the file as UTF-8",
+        text = read_text(path, limit=RULES_MAX_BYTES, what="rules file")
+    except InputError as err:
+        problem = Problem(
+            source=source,
+            line=max(err.line, 1),
+            column=max(err.column, 1),
+            path=ROOT,
+            message=err.reason,
+            hint="save the file as UTF-8" if "UTF-8" in err.reason else "",
         )
+        raise RulesError([problem]) from None
     return parse_rules(text, source)
 
 
@@ -293,8 +285,14 @@ def _duplicate_problem(err: DuplicateKeyError, doc: Any) -> tuple[_Pos, str, str
     return at, path, f"duplicate key: {err.problem}"
 
 
-def _find_mapping(node: Any, path: str, at: _Pos) -> tuple[str, Any]:
-    """The path of, and the mapping that starts at ``at``, searching depth first."""
+def _find_mapping(node: Any, path: str, at: _Pos, seen: set[int] | None = None) -> tuple[str, Any]:
+    """The path of, and the mapping that starts at ``at``, searching depth first. Each node is
+    visited once: an alias is a second way to the same node, and following every one is
+    exponential in a file of aliases of aliases."""
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return ROOT, None
+    seen.add(id(node))
     if isinstance(node, CommentedMap):
         if _node_pos(node, (-1, -1)) == at:
             return path, node
@@ -304,7 +302,7 @@ def _find_mapping(node: Any, path: str, at: _Pos) -> tuple[str, Any]:
     else:
         return ROOT, None
     for child_path, child in children:
-        found_path, found = _find_mapping(child, child_path, at)
+        found_path, found = _find_mapping(child, child_path, at, seen)
         if found is not None:
             return found_path, found
     return ROOT, None
@@ -451,9 +449,26 @@ def _timezones() -> tuple[str, ...]:
     return tuple(sorted(zoneinfo.available_timezones()))
 
 
-def _plain(value: Any) -> Any:
+PLAIN_MAX_VALUES: Final = 100_000
+"""Values a free-form map (``params``) may hold, counting each alias where it is used."""
+
+
+class _TooLarge(Exception):
+    """A free-form value holds more than ``PLAIN_MAX_VALUES`` values once aliases expand."""
+
+
+def _plain(value: Any, budget: list[int] | None = None) -> Any:
     """``value`` without ruamel's wrapper types, for provider params: providers get plain
-    dicts, lists, strings and numbers."""
+    dicts, lists, strings and numbers.
+
+    ruamel shares an aliased node, but a plain copy repeats it at every use, so a few KB of
+    aliases of aliases expand to 10**8 values: ``budget`` (one counter, shared by the whole
+    walk) counts the values made and raises ``_TooLarge`` past ``PLAIN_MAX_VALUES``.
+    """
+    budget = [PLAIN_MAX_VALUES] if budget is None else budget
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooLarge
     if value is None or _is_bool(value):
         return None if value is None else bool(value)
     if isinstance(value, int):
@@ -463,16 +478,16 @@ def _plain(value: Any) -> Any:
     if isinstance(value, str):
         return str(value)
     if isinstance(value, dict):
-        return {_plain_key(k): _plain(v) for k, v in value.items()}
+        return {_plain_key(k, budget): _plain(v, budget) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [_plain(v, budget) for v in value]
     if isinstance(value, TaggedScalar):
         return str(value.value)
     return value
 
 
-def _plain_key(key: Any) -> Any:
-    plain = _plain(key)
+def _plain_key(key: Any, budget: list[int]) -> Any:
+    plain = _plain(key, budget)
     return plain if plain is None or isinstance(plain, str | int | float) else str(key)
 
 
@@ -631,9 +646,14 @@ class _Loader:
 
     # Scalars.
 
-    def integer(self, node: _Node, minimum: int) -> int:
+    def integer(self, node: _Node, minimum: int, maximum: int | None = None) -> int:
         if _is_int(node.value) and node.value >= minimum:
-            return int(node.value)
+            if maximum is None or node.value <= maximum:
+                return int(node.value)
+            raise self.r.bad(
+                node,
+                f"must be an integer from {minimum} to {maximum}, got {_describe(node.value)}",
+            )
         raise self.r.bad(node, f"must be an integer >= {minimum}, got {_describe(node.value)}")
 
     def integer_or_null(self, node: _Node, minimum: int) -> int | None:
@@ -898,7 +918,9 @@ class _Loader:
             provider=provider,
             params=f.take("params", lambda n: self.params(n, schema), {}),
             gpu_model=f.take("gpu_model", self.string, ""),
-            gpus_per_unit=f.take("gpus_per_unit", lambda n: self.integer(n, 1), 1),
+            gpus_per_unit=f.take(
+                "gpus_per_unit", lambda n: self.integer(n, 1, MAX_GPUS_PER_UNIT), 1
+            ),
             mig=f.take("mig", self.mig, {}),
             max_units=max_units,
             # Unset, every unit may be requested at once: the provider is trusted to cope.
@@ -976,9 +998,21 @@ class _Loader:
         if node.value is None:
             return {}
         if isinstance(node.value, dict):
-            plain: dict[str, Any] = _plain(node.value)
+            plain: dict[str, Any] = self.plain(node)
             return plain
         raise self.r.bad(node, f"must be a mapping, got {_describe(node.value)}")
+
+    def plain(self, node: _Node) -> Any:
+        """A free-form value as plain data, bounded (see ``_plain``)."""
+        try:
+            return _plain(node.value)
+        except (_TooLarge, RecursionError):
+            raise self.r.bad(
+                node,
+                f"too large: more than {PLAIN_MAX_VALUES:,} values (each alias counted "
+                "where it is used) or nested too deeply",
+                "params are a provider's settings; write them out without nested aliases",
+            ) from None
 
     def param_fields(self, node: _Node, schema: ParamSchema) -> dict[str, Any]:
         required = [key for key, p in schema.items() if p.required]
@@ -1011,7 +1045,7 @@ class _Loader:
         kind = param.type
         value = node.value
         if kind is ParamType.ANY:
-            return _plain(value)
+            return self.plain(node)
         if kind is ParamType.MAPPING:
             return self.param_fields(node, param.fields)
         if kind is ParamType.MAP:
@@ -1069,7 +1103,7 @@ class _Loader:
             if not self.mig_profile(child.key_at, node.path, profile):
                 continue
             with contextlib.suppress(_Bad):
-                out[profile] = self.integer(child, 1)
+                out[profile] = self.integer(child, 1, MAX_GPUS_PER_UNIT)
         return out
 
     def mig_profile(self, at: _Pos, path: str, profile: Any) -> bool:

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import csv
 import io
+import math
+import os
 import re
 from bisect import bisect_left, insort
 from collections import deque
@@ -36,9 +38,14 @@ from importlib import resources
 from pathlib import Path
 from typing import IO
 
+from burstd.inputs import NODES_MAX_BYTES, InputError, read_text
 from burstd.model import FULL_GPU_MILLI, Pod
 
 BUNDLED_CLUSTERS = ("small", "openb")
+# A simulated node is a list of its GPUs, so these bound the memory a cluster takes.
+MAX_NODE_GPUS = 1024
+MAX_NODES = 100_000
+MAX_CLUSTER_GPUS = 1_000_000
 _SPEC = re.compile(r"\s*(\d+)\s*x\s*(\d+)\s*(?::\s*([A-Za-z0-9_.+-]+))?\s*")
 
 
@@ -65,14 +72,12 @@ def load_nodes(spec: str | None = None) -> tuple[list[NodeSpec], str]:
     if spec == "openb":
         return _bundled("openb_node_list_gpu_node.csv", "traces", "openb"), "openb (bundled)"
     path = Path(spec)
-    if path.exists():
+    if os.path.lexists(path):
         try:
-            with path.open(encoding="utf-8", newline="") as f:
-                return read_node_csv(f, str(path)), str(path)
-        except OSError as e:
-            raise ClusterError(f"{path}: cannot read: {e.strerror or e}") from None
-        except UnicodeDecodeError as e:
-            raise ClusterError(f"{path}: not valid UTF-8 text ({e.reason})") from None
+            text = read_text(path, limit=NODES_MAX_BYTES, what="node list")
+        except InputError as e:
+            raise ClusterError(str(e)) from None
+        return read_node_csv(io.StringIO(text, newline=""), str(path)), str(path)
     if "x" in spec and not spec.endswith(".csv"):
         return parse_spec(spec), spec
     raise ClusterError(
@@ -93,13 +98,25 @@ def parse_spec(spec: str) -> list[NodeSpec]:
     """``"4x8:V100M32,2x4:T4"``: 4 nodes of 8 V100M32 GPUs and 2 of 4 T4s."""
     nodes: list[NodeSpec] = []
     column = 1
+    total = 0
     for part in spec.split(","):
         m = _SPEC.fullmatch(part)
-        if m is None or int(m.group(1)) < 1 or int(m.group(2)) < 1:
+        shown = part if len(part) <= 40 else part[:37] + "..."
+        if m is None or len(m.group(1)) > 18 or len(m.group(2)) > 18:
             raise ClusterError(
-                f"node spec:1:{column}: expected COUNTxGPUS[:MODEL] like 4x8:V100M32, got {part!r}"
+                f"node spec:1:{column}: expected COUNTxGPUS[:MODEL] like 4x8:V100M32, got {shown!r}"
             )
         count, gpus, model = int(m.group(1)), int(m.group(2)), m.group(3) or ""
+        if not 1 <= gpus <= MAX_NODE_GPUS:
+            raise ClusterError(
+                f"node spec:1:{column}: GPUs per node must be 1 to {MAX_NODE_GPUS}, got {gpus}"
+            )
+        total += count * gpus
+        if count < 1 or len(nodes) + count > MAX_NODES or total > MAX_CLUSTER_GPUS:
+            raise ClusterError(
+                f"node spec:1:{column}: expected 1 or more nodes, at most {MAX_NODES:,} nodes and "
+                f"{MAX_CLUSTER_GPUS:,} GPUs in all, got {shown!r}"
+            )
         for _ in range(count):
             nodes.append(NodeSpec(name=f"node-{len(nodes):04d}", gpus=gpus, model=model))
         column += len(part) + 1
@@ -111,29 +128,46 @@ def read_node_csv(f: IO[str], source: str) -> list[NodeSpec]:
     out."""
     reader = csv.reader(f)
     try:
-        header = [h.strip() for h in next(reader)]
+        header = [h.strip().removeprefix("\ufeff") for h in next(reader)]
     except StopIteration:
         raise ClusterError(f"{source}:1:1: empty file, expected a header line") from None
+    except csv.Error as e:
+        raise ClusterError(f"{source}:1:1: invalid CSV: {e}") from None
     for need in ("sn", "gpu", "model"):
         if need not in header:
             raise ClusterError(f"{source}:1:1: missing column {need!r}")
     i_sn, i_gpu, i_model = header.index("sn"), header.index("gpu"), header.index("model")
     nodes: list[NodeSpec] = []
-    for row in reader:
+    total = 0
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            raise ClusterError(f"{source}:{reader.line_num}:1: invalid CSV: {e}") from None
         if not row:
             continue
         line = reader.line_num
         if len(row) != len(header):
             raise ClusterError(f"{source}:{line}:1: expected {len(header)} fields, got {len(row)}")
         text = row[i_gpu].strip()
+        where = f"{source}:{line}:{i_gpu + 1}: gpu"
         try:
-            gpus = int(float(text or "0"))
+            number = float(text or "0")
         except ValueError:
+            number = math.nan
+        if not number.is_integer():  # NaN and infinities are not integers either
+            raise ClusterError(f"{where}: expected an integer, got {text[:40]!r}")
+        if not 0 <= number <= MAX_NODE_GPUS:
+            raise ClusterError(f"{where}: expected 0 to {MAX_NODE_GPUS}, got {text[:40]!r}")
+        gpus = int(number)
+        total += gpus
+        if len(nodes) >= MAX_NODES or total > MAX_CLUSTER_GPUS:
             raise ClusterError(
-                f"{source}:{line}:{i_gpu + 1}: gpu: expected an integer, got {text!r}"
-            ) from None
-        if gpus < 0:
-            raise ClusterError(f"{source}:{line}:{i_gpu + 1}: gpu: expected 0 or more, got {gpus}")
+                f"{source}:{line}:1: more than {MAX_NODES:,} nodes or {MAX_CLUSTER_GPUS:,} GPUs"
+            )
         if gpus:
             model = row[i_model].strip()
             nodes.append(

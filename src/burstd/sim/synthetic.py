@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from burstd.model.durations import parse_duration
-from burstd.sim.trace import Profile, Trace, TraceError
+from burstd.sim.trace import MAX_PODS, MAX_SECONDS, Profile, Trace, TraceError
 
 PREFIX = "synthetic"
 _MULTI = np.array([2, 4, 8])
@@ -60,6 +60,17 @@ class SyntheticSpec:
 _DURATIONS = {"median"}
 _INTS = {"pods", "seed", "gpus"}
 _FRACTIONS = {"daily", "share", "multi", "interactive"}
+# What each parameter may be, at most: enough for any study, and small enough that a trace
+# fits in memory (a pod costs about 100 bytes) and every number stays finite.
+_MAXIMA: dict[str, float] = {
+    "pods": MAX_PODS,
+    "load": 1000.0,
+    "median": 365 * 86_400.0,
+    "sigma": 5.0,
+    "peak": 24.0,
+    "seed": 2**63 - 1,
+    "gpus": 10_000_000,
+}
 
 
 def is_synthetic(text: str | None) -> bool:
@@ -72,16 +83,23 @@ def parse_synthetic(text: str) -> SyntheticSpec:
     known = {f.name for f in fields(SyntheticSpec)}
     values: dict[str, Any] = {}
     column = len(PREFIX) + 2
+    # The spec names itself in messages, cut short: a parameter can be thousands of digits.
+    name = text if len(text) <= 80 else text[:77] + "..."
     for part in body.split(",") if body else []:
         key, eq, raw = part.partition("=")
         key = key.strip()
-        where = f"{text}:1:{column}"
+        where = f"{name}:1:{column}"
         column += len(part) + 1
         if not eq:
             raise TraceError(f"{where}: expected key=value, got {part!r}")
         if key not in known:
             raise TraceError(
                 f"{where}: unknown parameter {key!r} (known: {', '.join(sorted(known))})"
+            )
+        shown = raw if len(raw) <= 40 else raw[:37] + "..."
+        if key in _INTS and not (raw.strip().isdigit() and len(raw.strip()) <= 30):
+            raise TraceError(
+                f"{where}: {key}: expected a whole number from 0 to {_MAXIMA[key]:g}, got {shown!r}"
             )
         try:
             if key in _DURATIONS:
@@ -91,17 +109,27 @@ def parse_synthetic(text: str) -> SyntheticSpec:
             else:
                 value = float(raw)
         except ValueError as e:
-            raise TraceError(f"{where}: {key}: {e}") from None
-        if key in _FRACTIONS and not 0 <= float(value) <= 1:
-            raise TraceError(f"{where}: {key}: expected a fraction 0..1, got {raw}")
-        if key in ("pods", "load", "median", "sigma") and float(value) <= 0:
-            raise TraceError(f"{where}: {key}: expected a positive number, got {raw}")
-        if key in ("seed", "gpus") and int(value) < 0:
-            raise TraceError(f"{where}: {key}: expected 0 or more, got {raw}")
+            # Python's own words ("could not convert string to float") are not the user's.
+            message = str(e) if key in _DURATIONS else f"expected a number, got {shown!r}"
+            raise TraceError(f"{where}: {key}: {message}") from None
+        # Comparisons that NaN fails: a NaN or infinite rate would never end the draw.
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if key in _FRACTIONS and not 0 <= number <= 1:
+            raise TraceError(f"{where}: {key}: expected a fraction 0..1, got {shown}")
+        top = _MAXIMA.get(key)
+        if key in ("pods", "load", "median", "sigma") and not 0 < number <= (top or 0):
+            raise TraceError(
+                f"{where}: {key}: expected a number above 0, at most {top:g}, got {raw}"
+            )
+        if key in ("seed", "gpus", "peak") and not 0 <= number <= (top or 0):
+            raise TraceError(f"{where}: {key}: expected 0 to {top:g}, got {shown}")
         values[key] = value
     spec = SyntheticSpec(**values)
     if spec.share + spec.multi > 1:
-        raise TraceError(f"{text}:1:1: share + multi must be at most 1")
+        raise TraceError(f"{name}:1:1: share + multi must be at most 1")
     return spec
 
 
@@ -116,6 +144,11 @@ def generate(spec: SyntheticSpec, cluster_gpus: int) -> Trace:
     rng = np.random.default_rng(spec.seed)
     mean_duration = spec.median * math.exp(spec.sigma**2 / 2)
     rate = spec.load * gpus / (mean_gpus_per_pod(spec) * mean_duration)  # pods per second
+    if not (math.isfinite(rate) and rate > 0 and spec.pods / rate <= MAX_SECONDS):
+        raise TraceError(
+            f"{spec.text()}:1:1: these parameters spread {spec.pods} pods over more than "
+            f"{MAX_SECONDS:g} seconds; raise load or gpus"
+        )
     top = rate * (1 + spec.daily)
     phase = (spec.peak - 6.0) / 24.0
     chunks: list[np.ndarray] = []

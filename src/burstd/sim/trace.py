@@ -20,13 +20,13 @@ import gzip
 import io
 import itertools
 import json
-import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
+from burstd.inputs import TRACE_MAX_BYTES, InputError, open_binary, text_lines
 from burstd.model import FULL_GPU_MILLI, GpuRequest
 
 OPENB_COLUMNS = (
@@ -56,6 +56,12 @@ GENERIC_COLUMNS = (
     "name",
 )
 BUNDLED_OPENB = "openb_pod_list_default.csv.gz"
+# A time or duration in a trace, at most: 3,000 years, past any real trace, and far from where
+# adding times in floats loses seconds.
+MAX_SECONDS = 1e11
+# Pods a trace may hold: a pod costs about 200 bytes in the columns and more in the run, so
+# this bounds the memory of a simulation to a few GB.
+MAX_PODS = 5_000_000
 # How an openb pod list becomes pods: burstd's own reading, or the one of Starburst's reference
 # run (every GPU pod, run time from creation; see ``read_openb``).
 OPENB_CONVERSIONS = ("burstd", "starburst")
@@ -65,6 +71,10 @@ _KEEP_MESSAGES = 20
 
 class TraceError(ValueError):
     """A trace that cannot be read; the message says where (file:line:column) and why."""
+
+
+class _TooLarge(TraceError):
+    """A trace over ``MAX_PODS``: not a bad row to skip, the end of reading."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +171,8 @@ class _Builder:
     def add(
         self, name: str, submit: float, duration: float, gpus: int, milli: int, profile: Profile
     ) -> None:
+        if len(self.trace.submit) >= MAX_PODS:
+            raise _TooLarge(f"{self.trace.source}: more than {MAX_PODS:,} GPU pods")
         key = profile.key()
         index = self._profiles.get(key)
         if index is None:
@@ -178,7 +190,7 @@ class _Builder:
         self.skipped[why] = self.skipped.get(why, 0) + 1
 
     def bad(self, error: TraceError) -> None:
-        if not self.skip_bad_rows:
+        if not self.skip_bad_rows or isinstance(error, _TooLarge):
             raise error
         self.bad_rows += 1
         if len(self.messages) < _KEEP_MESSAGES:
@@ -204,15 +216,6 @@ class _Builder:
 # Opening files ---------------------------------------------------------------------------------
 
 
-def _open_text(path: Path) -> IO[str]:
-    try:
-        if path.suffix == ".gz":
-            return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-        return path.open(encoding="utf-8", newline="")
-    except OSError as e:
-        raise TraceError(f"{path}: cannot read: {e.strerror or e}") from None
-
-
 def bundled_openb_text() -> IO[str]:
     """The bundled openb pod list, decompressed on the fly."""
     ref = resources.files("burstd") / "data" / "traces" / "openb" / BUNDLED_OPENB
@@ -224,7 +227,11 @@ def load_trace(
 ) -> Trace:
     """The trace in ``path`` (openb CSV, generic CSV or JSON Lines, optionally gzipped), or the
     bundled openb trace when ``path`` is None or ``"openb"``. ``conversion`` says how an openb
-    pod list is read (``OPENB_CONVERSIONS``, see ``read_openb``); other formats ignore it."""
+    pod list is read (``OPENB_CONVERSIONS``, see ``read_openb``); other formats ignore it.
+
+    A file is read as ``burstd.inputs`` bounds every input: a regular file, at most
+    ``TRACE_MAX_BYTES`` of text (after decompression) in lines of at most ``MAX_LINE_BYTES``.
+    """
     if path is None or str(path) == "openb":
         with bundled_openb_text() as f:
             trace = read_openb(
@@ -233,25 +240,35 @@ def load_trace(
         trace.meta["trace"] = "openb_pod_list_default.csv (bundled)"
         return trace
     p = Path(path)
-    if not p.exists():
-        raise TraceError(f"{p}: no such file")
-    if p.is_dir():
-        raise TraceError(f"{p}: is a directory, not a trace file")
     stem = p.name.removesuffix(".gz")
     try:
-        with _open_text(p) as f:
+        with open_binary(p, limit=TRACE_MAX_BYTES, what="trace file") as raw:
+            lines = text_lines(raw, str(p), gzipped=p.suffix == ".gz")
             if stem.endswith((".jsonl", ".ndjson", ".json")):
-                return read_jsonl(f, str(p), skip_bad_rows=skip_bad_rows)
-            head = f.readline()
-            f.seek(0)
+                return read_jsonl(lines, str(p), skip_bad_rows=skip_bad_rows)
+            head = next(lines, "")
             columns = [c.strip() for c in head.strip().split(",")]
+            rows = itertools.chain([head] if head else [], lines)
             if "num_gpu" in columns:
-                return read_openb(f, str(p), skip_bad_rows=skip_bad_rows, conversion=conversion)
-            return read_generic_csv(f, str(p), skip_bad_rows=skip_bad_rows)
-    except UnicodeDecodeError as e:
-        raise TraceError(f"{p}: not valid UTF-8 text ({e.reason})") from None
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise TraceError(f"{p}: cannot read: {e}") from None
+                return read_openb(rows, str(p), skip_bad_rows=skip_bad_rows, conversion=conversion)
+            return read_generic_csv(rows, str(p), skip_bad_rows=skip_bad_rows)
+    except InputError as e:
+        raise TraceError(str(e)) from None
+    except OSError as e:
+        raise TraceError(f"{p}: cannot read: {e.strerror or e}") from None
+
+
+def _csv_rows(reader: Any, source: str) -> Iterator[list[str]]:
+    """The rows of a ``csv.reader``, its errors (a field over the size limit, a NUL byte)
+    raised as ``TraceError`` at the line."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise TraceError(f"{source}:{reader.line_num}:1: invalid CSV: {e}") from None
+        yield row
 
 
 # Field parsing ---------------------------------------------------------------------------------
@@ -270,9 +287,9 @@ def _int(text: str, where: str, *, minimum: int = 0, maximum: int | None = None)
         try:
             f = float(raw)
         except ValueError:
-            raise TraceError(f"{where}: expected an integer, got {text!r}") from None
+            raise TraceError(f"{where}: expected an integer, got {_clip(text)!r}") from None
         if not f.is_integer():
-            raise TraceError(f"{where}: expected an integer, got {text!r}") from None
+            raise TraceError(f"{where}: expected an integer, got {_clip(text)!r}") from None
         value = int(f)
     if value < minimum or (maximum is not None and value > maximum):
         top = f"..{maximum}" if maximum is not None else " or more"
@@ -284,10 +301,16 @@ def _seconds(text: str, where: str) -> float:
     try:
         value = float(text.strip())
     except ValueError:
-        raise TraceError(f"{where}: expected a number of seconds, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise TraceError(f"{where}: expected a number of seconds ≥ 0, got {text!r}")
+        raise TraceError(f"{where}: expected a number of seconds, got {_clip(text)!r}") from None
+    if not 0 <= value <= MAX_SECONDS:
+        raise TraceError(
+            f"{where}: expected a number of seconds from 0 to {MAX_SECONDS:g}, got {_clip(text)!r}"
+        )
     return value
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _models(text: str) -> frozenset[str]:
@@ -320,7 +343,8 @@ def _header(reader: Iterator[list[str]], source: str, required: Iterable[str]) -
         header = next(reader)
     except StopIteration:
         raise TraceError(f"{source}:1:1: empty file, expected a header line") from None
-    columns = {name.strip(): i for i, name in enumerate(header)}
+    # A byte-order mark is dropped when a file is read; one can still come in through a stream.
+    columns = {name.strip().removeprefix("\ufeff"): i for i, name in enumerate(header)}
     for name in required:
         if name not in columns:
             raise TraceError(
@@ -333,7 +357,7 @@ def _header(reader: Iterator[list[str]], source: str, required: Iterable[str]) -
 
 
 def read_openb(
-    f: IO[str], source: str, *, skip_bad_rows: bool = False, conversion: str = "burstd"
+    f: Iterable[str], source: str, *, skip_bad_rows: bool = False, conversion: str = "burstd"
 ) -> Trace:
     """Read an openb pod list.
 
@@ -350,12 +374,11 @@ def read_openb(
     peer = conversion == "starburst"
     b = _Builder(source, skip_bad_rows)
     reader = csv.reader(f)
-    cols = _header(
-        reader, source, ("name", "num_gpu", "gpu_milli", "creation_time", "deletion_time")
-    )
+    rows = _csv_rows(reader, source)
+    cols = _header(rows, source, ("name", "num_gpu", "gpu_milli", "creation_time", "deletion_time"))
     n_columns = len(cols)
     profiles: dict[tuple[str, str], Profile] = {}
-    for row in reader:
+    for row in rows:
         line = reader.line_num
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
@@ -464,12 +487,13 @@ class _Generic:
         self.b.add(name or f"line-{line}", submit, duration, gpus, share, profile)
 
 
-def read_generic_csv(f: IO[str], source: str, *, skip_bad_rows: bool = False) -> Trace:
+def read_generic_csv(f: Iterable[str], source: str, *, skip_bad_rows: bool = False) -> Trace:
     """Read burstd's generic CSV trace format (see docs/simulator.md)."""
     b = _Builder(source, skip_bad_rows)
     g = _Generic(b)
     reader = csv.reader(f)
-    cols = _header(reader, source, ("submit", "duration"))
+    rows = _csv_rows(reader, source)
+    cols = _header(rows, source, ("submit", "duration"))
     if "gpus" not in cols and "share" not in cols:
         raise TraceError(f"{source}:1:1: needs a 'gpus' or a 'share' column")
     unknown = [c for c in cols if c not in GENERIC_COLUMNS]
@@ -479,7 +503,7 @@ def read_generic_csv(f: IO[str], source: str, *, skip_bad_rows: bool = False) ->
             f"(known: {', '.join(GENERIC_COLUMNS)})"
         )
     n_columns = len(cols)
-    for row in reader:
+    for row in rows:
         line = reader.line_num
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
@@ -514,7 +538,7 @@ def _json_column(text: str, key: str) -> int:
     return at + 1 if at >= 0 else 1
 
 
-def read_jsonl(f: IO[str], source: str, *, skip_bad_rows: bool = False) -> Trace:
+def read_jsonl(f: Iterable[str], source: str, *, skip_bad_rows: bool = False) -> Trace:
     """Read burstd's JSON Lines trace format: one object a line, the generic CSV's fields
     (``labels`` an object, ``models`` a list or a ``|``-separated string)."""
     b = _Builder(source, skip_bad_rows)
@@ -527,6 +551,11 @@ def read_jsonl(f: IO[str], source: str, *, skip_bad_rows: bool = False) -> Trace
                 obj = json.loads(text)
             except json.JSONDecodeError as e:
                 raise TraceError(f"{source}:{line}:{e.colno}: invalid JSON: {e.msg}") from None
+            except RecursionError:
+                raise TraceError(f"{source}:{line}:1: invalid JSON: nested too deeply") from None
+            except ValueError as e:
+                # An integer of more than 4,300 digits, which Python refuses to read.
+                raise TraceError(f"{source}:{line}:1: invalid JSON: {e}") from None
             if not isinstance(obj, dict):
                 raise TraceError(f"{source}:{line}:1: expected a JSON object")
             unknown = [k for k in obj if k not in GENERIC_COLUMNS]
