@@ -36,6 +36,7 @@ from typing import Any
 
 from burstd.actuate.actuator import Actuator, Applied
 from burstd.actuate.driver import AsyncDriver, RetryPolicy
+from burstd.api.ops import ApiSettings, Ops
 from burstd.control.loop import Controller
 from burstd.control.trigger import Trigger
 from burstd.model import NoOp, ScaleUp, Unit, UnitPhase
@@ -81,6 +82,8 @@ class Settings:
     adopt_interval: float = 60.0
     """Seconds between looks for units burstd made but does not know (a create that landed
     after a crash, once the restarted daemon had listed)."""
+    api: ApiSettings = field(default_factory=ApiSettings)
+    """The HTTP API (metrics, health, status page); none unless ``api.listen`` is set."""
 
 
 ProviderFactory = Callable[[Any, Target], Provider]
@@ -123,7 +126,7 @@ class App:
         self.state = ClusterState()
         self.trigger = Trigger(self.clock, lambda: self.rules.loop)
         self.providers: dict[str, Provider] = {}
-        self.driver = AsyncDriver(self.providers.get, self.clock, retry=settings.retry)
+        self.driver = AsyncDriver(self._provider_for, self.clock, retry=settings.retry)
         self.actuator = Actuator(self.driver, new_id=unique_ids(lambda: self.actuator.units))
         self.driver.bind(self.actuator)
         self.actuator.listeners.append(self._applied)
@@ -134,6 +137,9 @@ class App:
         self.passes = 0
         self.reloads = 0
         self.reload_failures = 0
+        # Metrics, /status, alerts: fed by the hooks marked "ops" below.
+        self.ops = Ops(self, settings.api)
+        self.actuator.listeners.append(self.ops.applied)
         self._api: Any = None
         self._stop = asyncio.Event()
         self._hup = asyncio.Event()
@@ -175,7 +181,12 @@ class App:
                 continue
             self.providers[name] = factory(self._api, target)
 
+    def _provider_for(self, target: str) -> Provider | None:
+        provider = self.providers.get(target)
+        return None if provider is None else self.ops.instrument(target, provider)
+
     def _on_event(self, event: Event) -> None:
+        self.ops.event(event)
         if isinstance(event, PodUpserted | PodDeleted):
             self._note_busy(event.pod.key if isinstance(event, PodUpserted) else event.key)
         if self.state.apply(event):
@@ -240,6 +251,7 @@ class App:
                 ]
                 daemons.append(tg.create_task(self._reloader(), name="rules"))
                 daemons.append(tg.create_task(self._sweep(), name="adopt"))
+                daemons.append(tg.create_task(self.ops.run(), name="ops"))
                 control = tg.create_task(self._control(), name="control")
                 tg.create_task(self._stopper(control, daemons), name="stop")
         finally:
@@ -275,6 +287,7 @@ class App:
         now = self.clock.now()
         result = self.controller.run_once(now)
         self.passes += 1
+        self.ops.passed(now, result)
         if log.isEnabledFor(logging.DEBUG):
             for d in result.decisions:
                 if isinstance(d, NoOp):
@@ -388,6 +401,7 @@ class App:
         except RulesError as e:
             self._bad_stamp = stamp
             self.reload_failures += 1
+            self.ops.rules_invalid(e.problems)
             log.error(
                 "rules file %s is invalid; keeping the rules in force (%s)",
                 self.settings.config,
@@ -402,6 +416,7 @@ class App:
             return False
         self._rules_stamp = stamp
         self._bad_stamp = None
+        self.ops.rules_loaded(rules)
         if rules.digest == self.rules.digest:
             return False
         self.rules = rules
