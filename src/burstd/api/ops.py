@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -95,6 +95,8 @@ class Ops:
         self.address: tuple[str, int] | None = None
         self._seen = _Seen()
         self._last_pass_mono: float | None = None
+        # ``*_created`` series double the output and no dashboard reads them.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         r = self.registry
         self.decisions_total = Counter(
             "burstd_decisions",

@@ -108,17 +108,17 @@ async def serve(ops: Ops, tg: asyncio.TaskGroup, listen: str) -> tuple[str, int]
     """Start the API on ``listen``; return the address bound. It stops when ``tg`` is
     cancelled."""
     host, port = split_listen(listen)
-    runner = web.AppRunner(make_app(ops), access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        make_app(ops), access_log=None, handle_signals=False, shutdown_timeout=1.0
+    )
     await runner.setup()
-    site = web.TCPSite(runner, host, port, shutdown_timeout=1.0)
+    site = web.TCPSite(runner, host, port)
     try:
         await site.start()
     except BaseException:
         await runner.cleanup()
         raise
-    server = site._server  # aiohttp has no public accessor for the bound port
-    sockets = getattr(server, "sockets", None) or []
-    bound = sockets[0].getsockname()[:2] if sockets else (host, port)
+    bound = runner.addresses[0] if runner.addresses else (host, port)
     address = (str(bound[0]), int(bound[1]))
     log.info(
         "API listening on http://%s:%d/%s",
