@@ -11,6 +11,7 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -252,10 +253,11 @@ rules:
 
 
 @contextlib.asynccontextmanager
-async def burstd_in_process(config: Path, kubeconfig: Path) -> AsyncIterator[App]:
+async def burstd_in_process(config: Path, kubeconfig: Path, **settings: Any) -> AsyncIterator[App]:
     """``burstd run`` inside the test's event loop, with short retry delays; yields the app
-    once it has synced, adopted and started planning, and stops it gracefully at the end."""
-    settings = Settings(
+    once it has synced, adopted and started planning, and stops it gracefully at the end.
+    ``settings`` override fields of ``Settings``."""
+    defaults = Settings(
         config=config,
         kubeconfig=str(kubeconfig),
         handle_signals=False,
@@ -265,7 +267,7 @@ async def burstd_in_process(config: Path, kubeconfig: Path) -> AsyncIterator[App
         retry=RetryPolicy(base=0.2, max_delay=2.0),
         adopt_retry=0.5,
     )
-    app = App(settings)
+    app = App(replace(defaults, **settings))
     task = asyncio.create_task(app.run(), name="burstd")
     planning = asyncio.create_task(app.wait_planning())
     done, _ = await asyncio.wait({task, planning}, timeout=30, return_when="FIRST_COMPLETED")
