@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import shutil
 from pathlib import Path
@@ -18,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from burstd.alerts.senders import SIGNATURE_HEADER, verify
 from burstd.api.ops import ApiSettings
-from burstd.app import App
+from burstd.app import App, JsonFormatter
 from tests.integration.kube import (
     REPO,
     Kube,
@@ -32,6 +33,7 @@ from tests.unit.test_alerts import Receiver, serve_receiver
 
 pytestmark = pytest.mark.integration
 
+TOKEN = "api-token-for-the-test-0123456789"
 ARTIFACTS = REPO / "out" / "test-artifacts"
 PRICE = 2.5
 
@@ -47,7 +49,7 @@ CHROMIUM_FLAGS = (
 )
 
 
-def with_alerts(rules: str, hook: str, down: str, secret: Path) -> str:
+def with_alerts(rules: str, hook: str, down: str, secret: Path, slack_url: Path) -> str:
     rules = rules.replace(
         "    backoff: 5s\n", f"    backoff: 5s\n    price_per_gpu_hour: {PRICE}\n"
     )
@@ -58,8 +60,11 @@ alerts:
   receivers:
     ops: {{webhook: {{}}, url: "{hook}", secret_file: {secret}}}
     down: {{webhook: {{}}, url: "{down}", timeout: 1s}}
+    chat: {{slack: {{}}, url_file: {slack_url}}}
   routes:
     - receivers: [ops, down]
+    - receivers: [chat]
+      kinds: [burst_started]
   attempts: 3
   backoff: 500ms
 """
@@ -105,23 +110,30 @@ def events_of(receiver: Receiver, secret: bytes) -> list[dict[str, Any]]:
 
 
 async def test_a_burst_seen_through_metrics_status_page_and_alerts(
-    kube: Kube, namespace: str, target: str, kubeconfig: Path, tmp_path: Path
+    kube: Kube,
+    namespace: str,
+    target: str,
+    kubeconfig: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     secret = b"test-webhook-secret-0123456789"
     (tmp_path / "secret").write_bytes(secret)
     async with serve_receiver() as gone:
         down = gone.url  # closed for the whole test
-    async with serve_receiver() as hook:
+    async with serve_receiver() as hook, serve_receiver() as chat:
+        (tmp_path / "slack-url").write_text(chat.url)
         config = tmp_path / "rules.yaml"
+        rules = rules_yaml(target=target, namespace=namespace)
         config.write_text(
-            with_alerts(
-                rules_yaml(target=target, namespace=namespace), hook.url, down, tmp_path / "secret"
-            )
+            with_alerts(rules, hook.url, down, tmp_path / "secret", tmp_path / "slack-url")
         )
-        api = ApiSettings(listen="127.0.0.1:0")
+        api = ApiSettings(listen="127.0.0.1:0", token=TOKEN)
+        headers = {"Authorization": f"Bearer {TOKEN}"}
         async with (
             burstd_in_process(config, kubeconfig, api=api) as app,
-            aiohttp.ClientSession() as http,
+            aiohttp.ClientSession(headers=headers) as http,
         ):
             assert app.ops.address is not None
             base = f"http://127.0.0.1:{app.ops.address[1]}"
@@ -142,6 +154,8 @@ async def test_a_burst_seen_through_metrics_status_page_and_alerts(
             assert started[0]["target"] == target
             assert started[0]["cost_per_hour"] == 2 * 4 * PRICE
             assert "scaleup" in started[0]["reason"]
+            [slack] = [json.loads(body)["text"] for _, body in chat.requests]
+            assert "burst started" in slack
 
             async def finished() -> bool:
                 return any(e["kind"] == "burst_finished" for e in events_of(hook, secret))
@@ -170,8 +184,18 @@ async def test_a_burst_seen_through_metrics_status_page_and_alerts(
 
             await eventually(invalid_alerted, within=30, what="rules_invalid delivered")
 
+    # No secret in any log line, in either format.
+    json_lines = [JsonFormatter().format(r) for r in caplog.records]
+    text = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    lines = json_lines + [text.format(r) for r in caplog.records]
+    assert any('"event": "alert_undelivered"' in line for line in json_lines)
+    for needle in (TOKEN, secret.decode(), chat.url, chat.url.rsplit("/", 1)[1]):
+        assert not [line for line in lines if needle in line], needle
+
 
 async def check_metrics(http: aiohttp.ClientSession, base: str, target: str) -> None:
+    async with aiohttp.ClientSession() as anonymous, anonymous.get(f"{base}/metrics") as r:
+        assert r.status == 401
     async with http.get(f"{base}/metrics") as r:
         assert r.status == 200
         m = metrics(await r.text())
@@ -212,13 +236,15 @@ async def check_status(
     assert scale_ups
     assert all(d["reason"] for d in scale_ups)
     assert status["signals"]["pods"]["synced"] is True
-    assert status["alerts"]["receivers"] == ["down", "ops"]
+    assert status["alerts"]["receivers"] == ["chat", "down", "ops"]
     assert "secret" not in json.dumps(status)
     return status
 
 
 async def check_page(base: str, tmp_path: Path, status: dict[str, Any]) -> None:
-    dom = (await chromium(f"{base}/", tmp_path, "--dump-dom")).decode()
+    # The token travels in the fragment, which the browser keeps to itself.
+    page = f"{base}/#token={TOKEN}"
+    dom = (await chromium(page, tmp_path, "--dump-dom")).decode()
     for u in status["units"]:
         assert u["id"] in dom
         assert u["node"] in dom
@@ -229,7 +255,7 @@ async def check_page(base: str, tmp_path: Path, status: dict[str, Any]) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "status-page.png"
     shot.unlink(missing_ok=True)
-    await chromium(f"{base}/", tmp_path, f"--screenshot={shot}")
+    await chromium(page, tmp_path, f"--screenshot={shot}")
     data = shot.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(data) > 10_000
