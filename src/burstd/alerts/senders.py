@@ -14,12 +14,14 @@ import hashlib
 import hmac
 import json
 import logging
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import aiohttp
-from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from burstd.model.alerts import Alert, Receiver, SlackReceiver, WebhookReceiver
+
+if TYPE_CHECKING:
+    from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 SIGNATURE_HEADER = "X-Burstd-Signature"
 
@@ -154,6 +156,9 @@ class SlackSender:
 
     async def send(self, alert: Alert) -> None:
         if self._client is None:
+            # Imported on first use: a daemon without a Slack receiver never pays for it.
+            from slack_sdk.webhook.async_client import AsyncWebhookClient
+
             self._session = aiohttp.ClientSession()
             self._client = AsyncWebhookClient(
                 url=self._url,

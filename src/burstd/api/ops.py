@@ -266,13 +266,19 @@ class Ops:
 
     def _check_drains(self, units: list[Unit], now: float) -> None:
         threshold = self.daemon.rules.alerts.drain_warning
+        late = [
+            u
+            for u in units
+            if u.phase is UnitPhase.DRAINING and now - u.phase_since >= threshold and u.node
+        ]
+        if not late:
+            return  # the usual case: no scan of every pod each pass
+        nodes = {u.node for u in late}
         running: dict[str, int] = defaultdict(int)
         for pod in self.daemon.state.pods.values():
-            if pod.is_running and pod.node is not None:
+            if pod.node is not None and pod.node in nodes and pod.is_running:
                 running[pod.node] += 1
-        for u in units:
-            if u.phase is not UnitPhase.DRAINING or now - u.phase_since < threshold:
-                continue
+        for u in late:
             pods = running.get(u.node or "", 0)
             if pods:
                 self.alert(
