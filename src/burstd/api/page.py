@@ -36,7 +36,8 @@ PAGE = """<!doctype html>
 <th class="num">cost/h</th></tr></thead><tbody></tbody></table>
 <h2>Pending demand</h2>
 <table id="rules"><thead><tr><th>rule</th><th class="num">pods</th><th class="num">GPUs</th>
-<th>trigger</th><th>why</th><th class="num">units</th><th class="num">GPUs held</th></tr></thead>
+<th>trigger</th><th>why</th><th>pending pods</th><th class="num">units</th>
+<th class="num">GPUs held</th></tr></thead>
 <tbody></tbody></table>
 <h2>Targets</h2>
 <table id="targets"><thead><tr><th>target</th><th>provider</th><th class="num">units</th>
@@ -99,6 +100,7 @@ function render(s) {
   fill("rules", s.rule_status, (r, x) => {
     cell(r, x.name); cell(r, x.pending_pods, "num"); cell(r, x.pending_gpus.toFixed(2), "num");
     pill(r, !x.fired, x.fired ? "fired" : "quiet"); cell(r, x.why);
+    cell(r, x.pending.join(", ") + (x.pending_pods > x.pending.length ? ", …" : ""), "muted");
     cell(r, x.units, "num"); cell(r, x.gpus, "num");
   }, "no rules");
   fill("targets", s.targets, (r, t) => {
