@@ -13,7 +13,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import signal
+import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -200,3 +204,62 @@ async def test_a_burst_cycle_with_the_service_account_token(
 
         await eventually(all_released, within=60, what="every borrowed node given back")
         assert app.driver.errors == 0
+
+
+async def test_burstd_run_speaks_the_systemd_notify_protocol(
+    kubeconfig: Path, target: str, namespace: str, tmp_path: Path
+) -> None:
+    """``burstd run`` as systemd starts it under ``Type=notify``: ``$NOTIFY_SOCKET`` names a
+    Unix datagram socket (here the test's own), ``$WATCHDOG_USEC`` asks for pings. It says
+    ``READY=1``, pings ``WATCHDOG=1`` while its loop runs, and ``STOPPING=1`` on SIGTERM."""
+    config = tmp_path / "rules.yaml"
+    config.write_text(rules_yaml(target=target, namespace=namespace))
+    path = tmp_path / "notify"
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        sock.setblocking(False)
+        env = {**os.environ, "NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "400000"}
+        logfile = tmp_path / "burstd.log"
+        with logfile.open("wb") as out:
+            proc = await start_burstd(config, kubeconfig, env, out)
+        try:
+            seen: list[bytes] = []
+            while not (
+                any(m.startswith(b"READY=1") for m in seen)
+                and seen.count(b"WATCHDOG=1") >= 2
+                and b"STATUS=planning" in seen
+            ):
+                seen.append(await asyncio.wait_for(loop.sock_recv(sock, 4096), 60))
+            proc.send_signal(signal.SIGTERM)
+            while seen[-1] != b"STOPPING=1":
+                seen.append(await asyncio.wait_for(loop.sock_recv(sock, 4096), 60))
+            assert await asyncio.wait_for(proc.wait(), 60) == 0
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert seen[0].startswith(b"READY=1")
+    log = [json.loads(line) for line in logfile.read_text().splitlines() if line.startswith("{")]
+    assert any(r.get("event") == "api_listening" for r in log)
+
+
+async def start_burstd(
+    config: Path, kubeconfig: Path, env: dict[str, str], out: Any
+) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("burstd")),
+        "run",
+        "--config",
+        str(config),
+        "--kubeconfig",
+        str(kubeconfig),
+        "--listen",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=out,
+        stderr=out,
+    )
