@@ -2,7 +2,7 @@
 (``kubectl apply --dry-run=server``), the ServiceAccount may do exactly what burstd needs and
 nothing it should not (``kubectl auth can-i`` as that account), and burstd completes a burst
 cycle authenticated by a token of that ServiceAccount (TokenRequest), not the admin
-certificate.
+certificate; an admission policy keeps that token off nodes burstd does not own.
 
 The ServiceMonitor kind comes from the Prometheus Operator, which is not installed here; a
 minimal CustomResourceDefinition of our own (any spec accepted) stands in for it, so the dry
@@ -39,6 +39,7 @@ pytestmark = pytest.mark.integration
 
 MANIFESTS = REPO / "deploy" / "kubernetes"
 SA = "system:serviceaccount:burstd:burstd"
+DENIED = r"HTTP 403.*burstd-owned-nodes"
 
 SERVICEMONITOR_CRD = """\
 apiVersion: apiextensions.k8s.io/v1
@@ -105,6 +106,8 @@ def test_every_manifest_is_accepted_by_the_api_server(installed: None) -> None:
         "Deployment",
         "Service",
         "ServiceMonitor",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     }
 
 
@@ -263,3 +266,42 @@ async def start_burstd(
         stdout=out,
         stderr=out,
     )
+
+
+async def test_the_service_account_cannot_touch_nodes_it_does_not_own(
+    installed: None, kube: Kube, kubeconfig: Path, target: str, tmp_path: Path
+) -> None:
+    """RBAC lets burstd write nodes; the ValidatingAdmissionPolicy in 02-rbac.yaml narrows that
+    to nodes labelled as burstd's, before and after the change."""
+    token = (await asyncio.to_thread(kubectl, "-n", "burstd", "create", "token", "burstd")).strip()
+    sa_config = token_kubeconfig(kubeconfig, token, tmp_path / "sa.kubeconfig")
+    managed = {"app.kubernetes.io/managed-by": "burstd", "burstd.io/target": target}
+    foreign = f"{target}-foreign"
+    own = f"{target}-own"
+    await kube.raw(
+        kube.core.create_node,
+        {"metadata": {"name": foreign, "labels": {"burstd.io/target": target}}},
+    )
+    cordon = {"spec": {"unschedulable": True}}
+    async with Kube(sa_config) as sa:
+        with pytest.raises(RuntimeError, match=DENIED):
+            await sa.raw(sa.core.patch_node, foreign, cordon)
+        with pytest.raises(RuntimeError, match=DENIED):
+            await sa.raw(sa.core.delete_node, foreign)
+        # Not even by labelling it first.
+        take = {"metadata": {"labels": {"app.kubernetes.io/managed-by": "burstd"}}}
+        with pytest.raises(RuntimeError, match=DENIED):
+            await sa.raw(sa.core.patch_node, foreign, take)
+        with pytest.raises(RuntimeError, match=DENIED):
+            await sa.raw(sa.core.create_node, {"metadata": {"name": f"{own}-unlabelled"}})
+        # Its own nodes it manages as before; it cannot give one away either.
+        await sa.raw(sa.core.create_node, {"metadata": {"name": own, "labels": managed}})
+        await sa.raw(sa.core.patch_node, own, cordon)
+        release = {"metadata": {"labels": {"app.kubernetes.io/managed-by": None}}}
+        with pytest.raises(RuntimeError, match=DENIED):
+            await sa.raw(sa.core.patch_node, own, release)
+        await sa.raw(sa.core.delete_node, own)
+    [left] = await kube.nodes(f"burstd.io/target={target}")
+    assert left["metadata"]["name"] == foreign
+    assert not left.get("spec", {}).get("unschedulable")
+    await kube.raw(kube.core.delete_node, foreign)
