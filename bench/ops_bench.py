@@ -60,7 +60,7 @@ def build(tmp: Path) -> App:
     app = App(
         Settings(config=config, handle_signals=False),
         clock=ManualClock(NOW),
-        providers={"kwok": lambda api, target: FakeProvider(target="kw")},
+        providers={"kwok": lambda context: FakeProvider(target="kw")},
     )
     for n in range(500):
         app._on_event(NodeUpserted(node=Node(name=f"n{n}", gpu_capacity=10, gpu_allocatable=10)))

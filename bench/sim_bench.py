@@ -3,7 +3,9 @@
     python bench/sim_bench.py            # everything (a few minutes)
     python bench/sim_bench.py --quick    # smaller synthetic runs
 
-Measured: the bundled openb trace with ``--compare`` (four policies) through the real CLI; one
+Measured: the bundled openb trace with ``--compare`` (burstd, three baselines and Starburst's
+four policies) through the real CLI; the same in Starburst's world (``--peer-model``); a
+4-point sweep serial and parallel; one
 million synthetic pods under burstd's default rules (wall time, peak RSS, events per second),
 in a child process so its peak memory is its own; the same trace through the bare heapq floor
 (``floor_heapq.py``); and a cProfile summary of where the time goes.
@@ -38,6 +40,7 @@ from burstd.sim.compare import Setup, run_one
 from burstd.sim.synthetic import generate, parse_synthetic
 
 ROOT = Path(__file__).resolve().parent.parent
+SWEEP = ("--sweep", "rules.interactive.triggers[0].pending.for=0s,1m,2m,10m")
 RESULTS = ROOT / "bench" / "results" / "simulator.md"
 BIG = "synthetic:pods=1000000,load=1.0,seed=1"
 BIG_OVERLOADED = "synthetic:pods=1000000,load=1.2,seed=1"
@@ -78,8 +81,8 @@ def default_rules() -> RuleSet:
     return parse_rules(text, "sim-default.yaml")
 
 
-def openb_compare(repeats: int) -> tuple[float, dict[str, Any]]:
-    """Wall time of ``burstd simulate --compare`` (best of ``repeats``), and its JSON."""
+def openb_compare(repeats: int, *extra: str) -> tuple[float, dict[str, Any]]:
+    """Wall time of ``burstd simulate --compare [extra]`` (best of ``repeats``), and its JSON."""
     best = float("inf")
     out = ROOT / "bench" / "results" / ".openb.json"
     for _ in range(repeats):
@@ -91,6 +94,7 @@ def openb_compare(repeats: int) -> tuple[float, dict[str, Any]]:
                 "--compare",
                 "--json",
                 str(out),
+                *extra,
             ],
             check=True,
             cwd=ROOT,
@@ -188,18 +192,29 @@ def main() -> None:
     over = BIG_OVERLOADED.replace("1000000", str(scale))
     print("openb --compare ...", file=sys.stderr)
     openb_s, openb = openb_compare(3)
-    print(f"  {openb_s:.2f} s\n{big} ...", file=sys.stderr)
+    print(f"  {openb_s:.2f} s\npeer model ...", file=sys.stderr)
+    peer_s, peer = openb_compare(3, "--peer-model", "starburst", "--whole-gpus", "--nodes", "6x8")
+    print(f"  {peer_s:.2f} s\nsweep ...", file=sys.stderr)
+    sweeps = {jobs: openb_compare(1, *SWEEP, "--jobs", str(jobs))[0] for jobs in (1, 2)}
+    print(f"  {sweeps}\n{big} ...", file=sys.stderr)
     r1 = child(big)
     print(f"  {r1['simulate_s']:.1f} s\n{over} ...", file=sys.stderr)
     r2 = child(over)
     print(f"  {r2['simulate_s']:.1f} s\nprofile ...", file=sys.stderr)
     prof = profile(BIG.replace("1000000", "50000"))
-    write(openb_s, openb, r1, r2, prof)
+    write(openb_s, openb, r1, r2, prof, peer_s, peer, sweeps)
     print(f"wrote {RESULTS}", file=sys.stderr)
 
 
 def write(
-    openb_s: float, openb: dict[str, Any], r1: dict[str, Any], r2: dict[str, Any], prof: str
+    openb_s: float,
+    openb: dict[str, Any],
+    r1: dict[str, Any],
+    r2: dict[str, Any],
+    prof: str,
+    peer_s: float,
+    peer: dict[str, Any],
+    sweeps: dict[int, float],
 ) -> None:
     pol = openb["policies"]
     keys = (
@@ -220,7 +235,7 @@ def write(
         "",
         "## openb, bundled defaults, `burstd simulate --compare`",
         "",
-        f"Wall time of the whole command (start-up, loading, four policies, table): "
+        f"Wall time of the whole command (start-up, loading, {len(pol)} policies, table): "
         f"**{openb_s:.2f} s** (budget 5 s).",
         "",
         "| metric | " + " | ".join(pol) + " |",
@@ -229,6 +244,27 @@ def write(
     for k in keys:
         lines.append(f"| {k} | " + " | ".join(f"{pol[p][k]:,}" for p in pol) + " |")
     lines += [
+        "",
+        "## Starburst's world, `burstd simulate --peer-model starburst --whole-gpus --nodes 6x8 "
+        "--compare`",
+        "",
+        f"Wall time of the whole command (7,064 jobs, {len(peer['policies'])} policies): "
+        f"**{peer_s:.2f} s**.",
+        "",
+        "| policy | queue | cloud GPU-h | mean wait (s) | cloud jobs |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for name, m in peer["policies"].items():
+        lines.append(
+            f"| {name} | {m['queue']} | {m['burst_gpu_hours']:,.1f} | "
+            f"{m['gpu_wait_mean_s']:,.1f} | {m['cloud_jobs']} |"
+        )
+    lines += [
+        "",
+        "## A 4-point sweep on openb (`--compare` included), serial and parallel",
+        "",
+        f"`{' '.join(SWEEP)}`: `--jobs 1` **{sweeps[1]:.2f} s**, `--jobs 2` "
+        f"**{sweeps[2]:.2f} s** (whole command; identical rows).",
         "",
         "## One million synthetic pods (burstd only, default rules, bundled small cluster)",
         "",

@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from kubernetes_asyncio import client
 
 from tests.integration.kube import TESTENV, Kube
 
@@ -44,4 +47,37 @@ def kubeconfig() -> Iterator[Path]:
         yield path
     finally:
         if not os.environ.get("BURSTD_TESTENV_KEEP"):
-            subprocess.run([str(TESTENV), "down"], capture_output=True, timeout=120, check=False)
+            subprocess.run([str(TESTENV), "down"], capture_output=True, timeout=180, check=False)
+
+
+@pytest.fixture(scope="session")
+def donor(kubeconfig: Path) -> Path:
+    """The admin kubeconfig of the Liqo donor: a second control plane with its own kwok GPU
+    nodes, and the Liqo emulator between it and the first (``kube-testenv up --donor``;
+    stopped with the first at the end of the session)."""
+    up = subprocess.run(
+        [str(TESTENV), "up", "--donor"],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+        env={**os.environ, "BURSTD_PYTHON": sys.executable},
+    )
+    if up.returncode != 0:
+        pytest.fail(f"kube-testenv up --donor failed ({up.returncode}):\n{up.stderr[-3000:]}")
+    asyncio.run(_prepare_donor(kubeconfig))
+    return kubeconfig.parent / "donor" / "kubeconfig"
+
+
+async def _prepare_donor(kubeconfig: Path) -> None:
+    # Slices an interrupted session left (with BURSTD_TESTENV_KEEP) would hold donor GPUs.
+    async with Kube(kubeconfig) as k:
+        custom: Any = client.CustomObjectsApi(k.api)
+        await k.raw(
+            custom.delete_collection_namespaced_custom_object,
+            "authentication.liqo.io",
+            "v1beta1",
+            "liqo-tenant-donor",
+            "resourceslices",
+            label_selector=MANAGED,
+        )

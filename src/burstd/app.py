@@ -4,6 +4,9 @@
 
 * ``source:pods``, ``source:nodes`` — the watches, feeding ``ClusterState`` through a
   callback that also pokes the trigger;
+* ``source:prometheus``, ``source:nvml`` — with ``Settings.prometheus`` / ``Settings.nvml``,
+  the utilization triggers' queries (``nvml:…`` ones from NVML, the rest from Prometheus),
+  through the same callback; queries no source serves are marked stale, never low;
 * ``control`` — waits for the first sync, adopts the units found in the cluster, then runs
   ``Controller.run_once`` whenever the trigger says so;
 * ``adopt`` — looks again now and then for units burstd made but does not know;
@@ -40,18 +43,32 @@ from burstd.api.ops import ApiSettings, Ops
 from burstd.control.loop import Controller
 from burstd.control.trigger import Trigger
 from burstd.model import NoOp, ScaleUp, Unit, UnitPhase
-from burstd.model.events import Event, PodDeleted, PodUpserted
-from burstd.providers.base import Provider, ProvisionedUnit
-from burstd.providers.kwok import KwokProvider
+from burstd.model.events import Event, MetricMissing, PodDeleted, PodUpserted
+from burstd.providers.base import (
+    Provider,
+    ProviderContext,
+    ProviderFactory,
+    ProvisionedUnit,
+    UnitShape,
+)
+from burstd.providers.registry import factories
 from burstd.rules.loader import RulesError, load_rules
-from burstd.rules.types import RuleSet, Target
+from burstd.rules.types import RuleSet, Target, UtilizationTrigger
 from burstd.sources.kube.client import connect
 from burstd.sources.kube.source import KubeSource
 from burstd.sources.kube.watch import WatchSettings
+from burstd.sources.nvml import NvmlSource, is_nvml_query
+from burstd.sources.prometheus import MetricQuery, PrometheusSettings, PrometheusSource
 from burstd.state.clock import Clock
 from burstd.state.cluster import ClusterState
 
 log = logging.getLogger("burstd")
+
+
+def default_state_dir() -> Path:
+    """``$STATE_DIRECTORY`` (systemd's ``StateDirectory=``), else ``~/.local/state/burstd``."""
+    given = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(given) if given else Path.home() / ".local" / "state" / "burstd"
 
 
 class WallClock:
@@ -79,18 +96,28 @@ class Settings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     adopt_retry: float = 2.0
     """Seconds between tries to list existing units at start, while the API fails."""
+    state_dir: Path = field(default_factory=lambda: default_state_dir())
+    """Where providers keep files of their own (one folder a target): ``StateDirectory=`` under
+    systemd, a volume in a Deployment."""
     adopt_interval: float = 60.0
     """Seconds between looks for units burstd made but does not know (a create that landed
     after a crash, once the restarted daemon had listed)."""
     api: ApiSettings = field(default_factory=ApiSettings)
     """The HTTP API (metrics, health, status page); none unless ``api.listen`` is set."""
+    prometheus: PrometheusSettings | None = None
+    """Where utilization triggers' queries are evaluated; without it they have no data."""
+    nvml: bool = False
+    """Read ``nvml:`` queries from the local GPUs (a single GPU host)."""
 
 
-ProviderFactory = Callable[[Any, Target], Provider]
-
-PROVIDERS: Mapping[str, ProviderFactory] = {
-    "kwok": lambda api, target: KwokProvider(api, target.name, target.params),
-}
+def metric_queries(ruleset: RuleSet) -> list[MetricQuery]:
+    """The queries the utilization triggers of ``ruleset`` read, each with its window."""
+    return [
+        MetricQuery(query=t.query, window=t.for_s)
+        for rule in ruleset.rules
+        for t in rule.triggers
+        if isinstance(t, UtilizationTrigger)
+    ]
 
 
 def unique_ids(taken: Callable[[], Mapping[str, Unit]]) -> Callable[[str], str]:
@@ -115,12 +142,12 @@ class App:
         *,
         rules: RuleSet | None = None,
         clock: Clock | None = None,
-        providers: Mapping[str, ProviderFactory] = PROVIDERS,
+        providers: Mapping[str, ProviderFactory] | None = None,
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or WallClock()
         self.rules = rules if rules is not None else load_rules(settings.config)
-        self._factories = providers
+        self._factories = providers if providers is not None else factories()
         self._rules_stamp = _stamp(settings.config)
         self._bad_stamp: tuple[int, int] | None = None
         self.state = ClusterState()
@@ -179,7 +206,19 @@ class App:
                 )
                 self.providers.pop(name, None)
                 continue
-            self.providers[name] = factory(self._api, target)
+            self.providers[name] = factory(self._context(target))
+
+    def _context(self, target: Target) -> ProviderContext:
+        shape = UnitShape(
+            target=target.name,
+            gpus=target.gpus_per_unit,
+            gpu_model=target.gpu_model,
+            mig=dict(target.mig),
+        )
+        state_dir = self.settings.state_dir / "targets" / target.name
+        return ProviderContext(
+            api=self._api, shape=shape, params=target.params, state_dir=state_dir
+        )
 
     def _provider_for(self, target: str) -> Provider | None:
         provider = self.providers.get(target)
@@ -229,6 +268,7 @@ class App:
         try:
             self._build_providers(self.rules)
             self.source = KubeSource(self._api, self._on_event, self.settings.watch)
+            signal_sources = self._signals()
             if self.settings.handle_signals:
                 for sig, handler in (
                     (signal.SIGTERM, self.stop),
@@ -249,6 +289,9 @@ class App:
                 daemons = [
                     tg.create_task(w.run(), name=f"source:{w.name}") for w in self.source.watches
                 ]
+                daemons.extend(
+                    tg.create_task(src.run(), name=f"source:{src.name}") for src in signal_sources
+                )
                 daemons.append(tg.create_task(self._reloader(), name="rules"))
                 daemons.append(tg.create_task(self._sweep(), name="adopt"))
                 daemons.append(tg.create_task(self.ops.run(), name="ops"))
@@ -259,6 +302,54 @@ class App:
                 loop.remove_signal_handler(sig)
             await self._api.close()
             log.info("burstd stopped", extra={"event": "stopped"})
+
+    def _signals(self) -> list[PrometheusSource | NvmlSource]:
+        """The configured metric sources; queries none serves are marked missing."""
+        self._unserved(self.rules)
+        sources: list[PrometheusSource | NvmlSource] = []
+        if self.settings.prometheus is not None:
+            sources.append(
+                PrometheusSource(
+                    self.settings.prometheus,
+                    self._prometheus_queries,
+                    self._interval,
+                    self._on_event,
+                    now=self.clock.now,
+                )
+            )
+        if self.settings.nvml:
+            sources.append(
+                NvmlSource(self._nvml_queries, self._interval, self._on_event, now=self.clock.now)
+            )
+        return sources
+
+    def _interval(self) -> float:
+        return self.rules.loop.interval
+
+    def _prometheus_queries(self) -> list[MetricQuery]:
+        return [q for q in metric_queries(self.rules) if not is_nvml_query(q.query)]
+
+    def _nvml_queries(self) -> list[tuple[str, float]]:
+        return [(q.query, q.window) for q in metric_queries(self.rules)]
+
+    def _served(self, query: str) -> bool:
+        if is_nvml_query(query):
+            return self.settings.nvml
+        return self.settings.prometheus is not None
+
+    def _unserved(self, ruleset: RuleSet) -> None:
+        """Utilization queries with no source: stale from the start (never low), said once."""
+        now = self.clock.now()
+        for q in metric_queries(ruleset):
+            if self._served(q.query) or q.query in self.state.stale:
+                continue
+            log.error(
+                "query %r has no metrics source (start burstd with --prometheus-url, or --nvml "
+                "for nvml: queries); its trigger never fires and its rule's units are kept",
+                q.query,
+                extra={"event": "signal_unconfigured", "query": q.query},
+            )
+            self._on_event(MetricMissing(query=q.query, at=now, reason="no metrics source"))
 
     async def _stopper(
         self, control: asyncio.Task[None], daemons: list[asyncio.Task[None]]
@@ -286,6 +377,7 @@ class App:
     def _pass(self, why: str) -> None:
         now = self.clock.now()
         result = self.controller.run_once(now)
+        self.trigger.wake_at(result.wake_at)
         self.passes += 1
         self.ops.passed(now, result)
         if log.isEnabledFor(logging.DEBUG):
@@ -422,6 +514,7 @@ class App:
         self.rules = rules
         self.reloads += 1
         self._build_providers(rules)
+        self._unserved(rules)
         log.info(
             "rules reloaded from %s: %d target(s), %d rule(s)",
             self.settings.config,

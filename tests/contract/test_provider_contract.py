@@ -1,6 +1,7 @@
 """One contract suite over every provider (providers/base.py says what each method promises).
 
-The fake runs always; the kwok provider runs against the real control plane (marker
+The fake runs always; the kwok provider runs against the real control plane, the Liqo provider
+against two (a donor and the Liqo emulator, ``kube-testenv up --donor``) (marker
 ``integration``). The same assertions hold for the fake the simulator and tests lean on and for
 the providers users run; a new provider joins by adding a case to ``factory``.
 """
@@ -17,8 +18,9 @@ import pytest
 from burstd.model import MANAGED_BY, MANAGED_BY_LABEL, UNIT_LABEL
 from burstd.providers.base import CapacityError, Provider, UnitSpec
 from burstd.providers.fake import FakeProvider
-from burstd.providers.kwok import KwokProvider
+from burstd.providers.kwok.provider import KwokProvider
 from tests.conftest import MANAGED
+from tests.integration import liqo
 from tests.integration.kube import Kube
 
 TARGET = f"contract{secrets.token_hex(3)}"
@@ -42,15 +44,31 @@ def kwok_provider(kubeconfig: Path) -> ProviderFactory:
     return make
 
 
+def liqo_provider(kubeconfig: Path) -> ProviderFactory:
+    @asynccontextmanager
+    async def make() -> AsyncIterator[Provider]:
+        async with Kube(kubeconfig) as kube:
+            try:
+                yield liqo.provider(kube, TARGET)
+            finally:
+                await liqo.cleanup(kube, TARGET)
+
+    return make
+
+
 @pytest.fixture(
     params=[
         pytest.param("fake", id="fake"),
         pytest.param("kwok", id="kwok", marks=pytest.mark.integration),
+        pytest.param("liqo", id="liqo", marks=pytest.mark.integration),
     ]
 )
 def factory(request: pytest.FixtureRequest) -> ProviderFactory:
     if request.param == "kwok":
         return kwok_provider(request.getfixturevalue("kubeconfig"))
+    if request.param == "liqo":
+        request.getfixturevalue("donor")
+        return liqo_provider(request.getfixturevalue("kubeconfig"))
     return fake_provider
 
 

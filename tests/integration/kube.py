@@ -21,6 +21,8 @@ from burstd.actuate.driver import RetryPolicy
 from burstd.app import App, Settings
 from burstd.sources.kube.client import connect
 from burstd.sources.kube.watch import WatchSettings
+from burstd.sources.prometheus import PrometheusSettings
+from burstd.state.clock import Clock
 
 T = TypeVar("T")
 
@@ -213,6 +215,8 @@ def rules_yaml(
     max_units: int = 6,
     node_delay: str = "0s",
     interval: str = "1s",
+    trigger: str = "pending: {gpus: 1}",
+    min_gpus: int = 0,
 ) -> str:
     """A rules file for one test: one kwok target, one rule for one namespace, short timers."""
     return f"""\
@@ -240,10 +244,11 @@ rules:
   - name: {rule}
     match: {{namespaces: [{namespace}]}}
     triggers:
-      - pending: {{gpus: 1}}
+      - {trigger}
     burst:
       ladder: [{target}]
       max_units_per_step: {max_units}
+      min_gpus: {min_gpus}
     release:
       idle_for: {idle_for}
       validation: {validation}
@@ -253,7 +258,14 @@ rules:
 
 
 @contextlib.asynccontextmanager
-async def burstd_in_process(config: Path, kubeconfig: Path, **settings: Any) -> AsyncIterator[App]:
+async def burstd_in_process(
+    config: Path,
+    kubeconfig: Path,
+    *,
+    prometheus: PrometheusSettings | None = None,
+    clock: Clock | None = None,
+    **settings: Any,
+) -> AsyncIterator[App]:
     """``burstd run`` inside the test's event loop, with short retry delays; yields the app
     once it has synced, adopted and started planning, and stops it gracefully at the end.
     ``settings`` override fields of ``Settings``."""
@@ -266,8 +278,9 @@ async def burstd_in_process(config: Path, kubeconfig: Path, **settings: Any) -> 
         watch=WatchSettings(backoff_base=0.2, backoff_max=1.0),
         retry=RetryPolicy(base=0.2, max_delay=2.0),
         adopt_retry=0.5,
+        prometheus=prometheus,
     )
-    app = App(replace(defaults, **settings))
+    app = App(replace(defaults, **settings), clock=clock)
     task = asyncio.create_task(app.run(), name="burstd")
     planning = asyncio.create_task(app.wait_planning())
     done, _ = await asyncio.wait({task, planning}, timeout=30, return_when="FIRST_COMPLETED")

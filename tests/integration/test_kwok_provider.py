@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from burstd.providers.base import NotReadyError, ProviderError, UnitSpec
-from burstd.providers.kwok import KwokProvider
+from burstd.providers.kwok.provider import KwokProvider
 from tests.integration.kube import Kube, eventually, name_of, node_of, phase
 
 pytestmark = pytest.mark.integration

@@ -7,6 +7,7 @@ import json
 from click.testing import CliRunner
 
 from burstd.cli import main
+from burstd.sim.compare import PEER_BASELINES, POLICIES
 from burstd.sim.results import METRICS
 
 SMALL_TRACE = "synthetic:pods=300,load=1.5,seed=4,median=10m"
@@ -23,7 +24,7 @@ def test_compare_json_has_every_policy_and_metric(tmp_path):
     result = invoke("--compare", "--json", str(out), "--no-progress")
     assert result.exit_code == 0, result.output
     doc = json.loads(out.read_text())
-    assert list(doc["policies"]) == ["burstd", "no-burst", "burst-immediately", "static"]
+    assert list(doc["policies"]) == [*POLICIES, *PEER_BASELINES]
     for metrics in doc["policies"].values():
         assert set(METRICS) <= set(metrics)
     meta = doc["meta"]
@@ -92,7 +93,10 @@ def test_sweep_writes_rows_and_pareto(tmp_path):
     assert settings == [("0s", "5m"), ("0s", "30m"), ("10m", "5m"), ("10m", "30m")]
     assert len({r["rules_digest"] for r in doc["sweep"]}) == 4
     assert (report / "pareto.png").stat().st_size > 10_000
-    assert "Pareto" in (report / "report.md").read_text()
+    text = (report / "report.md").read_text()
+    assert "Pareto" in text
+    assert "| compute-wait |" in text  # the peer policies' points, with who dominates them
+    assert "| star-wait |" in text
 
 
 def test_bad_sweep_and_bad_rows(tmp_path):

@@ -112,6 +112,7 @@ loop: {interval: 10s, batch_idle: 1s, batch_max: 10s}
 targets:
   donor:
     provider: liqo
+    params: {remote_cluster_id: partner}
     gpu_model: G2
     gpus_per_unit: 4
     max_units: 3

@@ -64,3 +64,20 @@ def test_explain_names_a_bad_snapshot_field(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "pods[0].gpu: expected an object, got 1" in result.output
+
+
+def test_explain_shows_a_stale_signal_and_the_unit_it_keeps() -> None:
+    result = CliRunner().invoke(
+        main,
+        [
+            "explain",
+            "--rules",
+            str(EXAMPLES / "inference.yaml"),
+            "--snapshot",
+            str(EXAMPLES / "snapshots" / "prometheus-down.json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "has no data, stale since 2026-11-24 08:56:00Z (4m)" in result.output
+    assert "cloud-l4-1a2b3c kept:" in result.output
+    assert "no action:" in result.output

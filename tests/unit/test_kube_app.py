@@ -47,7 +47,7 @@ def app(config: Path) -> App:
     a = App(
         Settings(config=config, handle_signals=False),
         clock=ManualClock(5000.0),
-        providers={"kwok": lambda api, target: fake},
+        providers={"kwok": lambda ctx: fake},
     )
     a._build_providers(a.rules)
     return a

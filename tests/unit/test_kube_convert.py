@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from burstd.model import GpuRequest, PodPhase
+from burstd.model.quantity import parse_quantity
 from burstd.sources.kube.convert import (
     accepted_models,
     node_from_raw,
-    parse_quantity,
     parse_time,
     pod_from_raw,
     pod_gpu_resources,

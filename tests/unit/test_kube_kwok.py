@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from burstd.providers.base import Provider, UnitSpec
-from burstd.providers.kwok import KwokProvider
+from burstd.providers.kwok.provider import KwokProvider
 
 SPEC = UnitSpec(
     id="kw-abc123",

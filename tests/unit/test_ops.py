@@ -32,7 +32,7 @@ from burstd.model import (
     UnitPhase,
 )
 from burstd.model.alerts import Alert, AlertKind
-from burstd.model.events import NODES, PODS, Desynced, PodUpserted, Synced
+from burstd.model.events import NODES, PODS, Desynced, PodUpserted, SignalStaleNotice, Synced
 from burstd.plan.planner import Plan
 from burstd.providers.base import ProviderError, UnitSpec
 from burstd.providers.fake import FakeProvider
@@ -67,7 +67,7 @@ def app(tmp_path: Path) -> App:
     a = App(
         Settings(config=config, handle_signals=False, api=ApiSettings(token=TOKEN)),
         clock=ManualClock(NOW),
-        providers={"kwok": lambda api, target: fake},
+        providers={"kwok": lambda context: fake},
     )
     a._build_providers(a.rules)
     return a
@@ -306,3 +306,13 @@ async def test_ops_task_says_ready_and_pings_the_watchdog(app: App, tmp_path: Pa
             if message == b"STOPPING=1":
                 break
     assert seen[0].startswith(b"READY=1")
+
+
+def test_a_stale_signal_is_alerted(app: App, alerts: list[Alert]) -> None:
+    app._on_event(
+        SignalStaleNotice(query="avg(DCGM_FI_DEV_GPU_UTIL)", since=NOW - 90, at=NOW, reason="down")
+    )
+    [stale] = alerts
+    assert stale.kind is AlertKind.SIGNAL_STALE
+    assert stale.details["query"] == "avg(DCGM_FI_DEV_GPU_UTIL)"
+    assert "stale for 90s" in stale.reason

@@ -92,6 +92,7 @@ class Actuator:
             targets=dict(self._targets),
             history=dict(self._history),
             metrics=base.metrics,
+            stale=base.stale,
             synced=base.synced,
         )
 

@@ -33,7 +33,18 @@ from burstd.api.sdnotify import SystemdNotifier
 from burstd.control.loop import Controller
 from burstd.model import Abandon, Decision, NoOp, ScaleUp, Snapshot, Unit, UnitPhase
 from burstd.model.alerts import Alert, AlertKind
-from burstd.model.events import Desynced, Event
+from burstd.model.events import (
+    NODES,
+    PODS,
+    Desynced,
+    Event,
+    NodeDeleted,
+    NodeUpserted,
+    PodDeleted,
+    PodUpserted,
+    SignalStaleNotice,
+    Synced,
+)
 from burstd.plan.planner import Plan
 from burstd.providers.base import Provider, ProvisionedUnit, UnitSpec
 from burstd.rules.types import RuleSet
@@ -189,11 +200,24 @@ class Ops:
         self._check_drains(units, now)
 
     def event(self, event: Event) -> None:
-        """Each watch event (the app's source callback)."""
-        kind = "pods" if type(event).__name__.startswith("Pod") else "nodes"
-        if isinstance(event, Desynced):
+        """Each event of a source (the app's source callback)."""
+        if isinstance(event, SignalStaleNotice):
+            self.alert(
+                AlertKind.SIGNAL_STALE,
+                str(event),
+                details={"query": event.query, "since": event.since},
+            )
+            return
+        if isinstance(event, PodUpserted | PodDeleted):
+            kind = PODS
+        elif isinstance(event, NodeUpserted | NodeDeleted):
+            kind = NODES
+        elif isinstance(event, Synced | Desynced):
             kind = event.kind
-            self.watch_restarts.labels(resource=event.kind).inc()
+            if isinstance(event, Desynced):
+                self.watch_restarts.labels(resource=event.kind).inc()
+        else:
+            return  # metric samples: their freshness is the Prometheus source's to judge
         self.last_event_at[kind] = self.daemon.clock.now()
 
     def rules_loaded(self, rules: RuleSet) -> None:

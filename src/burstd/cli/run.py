@@ -10,8 +10,9 @@ import click
 
 from burstd.api.ops import ApiSettings, read_token
 from burstd.api.server import is_loopback, split_listen
-from burstd.app import App, Settings, configure_logging
+from burstd.app import App, Settings, configure_logging, default_state_dir
 from burstd.rules.loader import RulesError, load_rules
+from burstd.sources.prometheus import PrometheusSettings, Secret
 
 
 @click.command()
@@ -68,6 +69,72 @@ from burstd.rules.loader import RulesError, load_rules
     type=click.Path(dir_okay=False),
     help="File holding the bearer token /metrics and /status require.",
 )
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where providers keep their files (one folder a target); default $STATE_DIRECTORY "
+    "(set by systemd's StateDirectory=), else ~/.local/state/burstd.",
+)
+@click.option(
+    "--prometheus-url",
+    envvar="BURSTD_PROMETHEUS_URL",
+    default=None,
+    help="Prometheus to evaluate utilization triggers on [env BURSTD_PROMETHEUS_URL].",
+)
+@click.option(
+    "--prometheus-token-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="File holding a bearer token (re-read at each poll; never logged).",
+)
+@click.option(
+    "--prometheus-token-env",
+    default=None,
+    metavar="VAR",
+    help="Environment variable holding a bearer token.",
+)
+@click.option("--prometheus-user", default=None, help="Basic-auth user.")
+@click.option(
+    "--prometheus-password-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="File holding the basic-auth password.",
+)
+@click.option(
+    "--prometheus-password-env",
+    default=None,
+    metavar="VAR",
+    help="Environment variable holding the basic-auth password.",
+)
+@click.option(
+    "--prometheus-ca",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="CA bundle for an https Prometheus.",
+)
+@click.option(
+    "--prometheus-timeout", type=float, default=5.0, show_default=True, help="Seconds a query."
+)
+@click.option(
+    "--prometheus-step",
+    type=float,
+    default=None,
+    help="Range-query resolution in seconds; default the loop interval.",
+)
+@click.option(
+    "--nvml/--no-nvml",
+    default=False,
+    show_default=True,
+    help="Read nvml: queries from this host's GPUs (needs the nvml extra and the driver).",
+)
+@click.option(
+    "--signal-grace",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds a query may lack data before a signal_stale notice is raised.",
+)
 def run(
     config: str,
     kubeconfig: str | None,
@@ -77,6 +144,18 @@ def run(
     adopt_interval: float,
     listen: str,
     api_token_file: str | None,
+    state_dir: str | None,
+    prometheus_url: str | None,
+    prometheus_token_file: str | None,
+    prometheus_token_env: str | None,
+    prometheus_user: str | None,
+    prometheus_password_file: str | None,
+    prometheus_password_env: str | None,
+    prometheus_ca: str | None,
+    prometheus_timeout: float,
+    prometheus_step: float | None,
+    nvml: bool,
+    signal_grace: float,
 ) -> None:
     """Watch the cluster and borrow GPUs by the rules in --config."""
     configure_logging(log_format, log_level)
@@ -87,12 +166,29 @@ def run(
             click.echo(str(problem), err=True)
         raise SystemExit(1) from None
     api = api_settings(listen, api_token_file)
+    prometheus = None
+    if prometheus_url:
+        if (prometheus_token_file or prometheus_token_env) and prometheus_user:
+            raise click.UsageError("give a bearer token or basic auth, not both")
+        prometheus = PrometheusSettings(
+            url=prometheus_url,
+            bearer_token=_secret(prometheus_token_file, prometheus_token_env),
+            username=prometheus_user,
+            password=_secret(prometheus_password_file, prometheus_password_env),
+            ca_file=Path(prometheus_ca) if prometheus_ca else None,
+            timeout=prometheus_timeout,
+            step=prometheus_step,
+            grace=signal_grace,
+        )
     settings = Settings(
         config=Path(config),
         kubeconfig=kubeconfig,
         grace_period=grace_period,
         adopt_interval=adopt_interval,
         api=api,
+        state_dir=Path(state_dir or default_state_dir()),
+        prometheus=prometheus,
+        nvml=nvml,
     )
     app = App(settings, rules=rules)
     try:
@@ -122,3 +218,13 @@ def api_settings(listen: str, token_file: str | None) -> ApiSettings:
             param_hint="--listen",
         )
     return ApiSettings(listen=listen, token=token)
+
+
+def _secret(file: str | None, env: str | None) -> Secret | None:
+    if file and env:
+        raise click.UsageError("give a secret's file or its environment variable, not both")
+    if file:
+        return Secret(file=Path(file))
+    if env:
+        return Secret(env=env)
+    return None

@@ -24,10 +24,22 @@ from rich.table import Table
 from burstd.rules.loader import RulesError, load_rules, parse_rules
 from burstd.rules.types import RuleSet
 from burstd.sim.cluster import ClusterError, load_nodes
-from burstd.sim.compare import PolicyRun, Setup, compare, run_one
+from burstd.sim.compare import PolicyRun, Setup, compare
+from burstd.sim.duty import load_duty_cycle
 from burstd.sim.engine import DEFAULT_START_EPOCH, SimConfig
+from burstd.sim.parallel import default_jobs, run_sweep
 from burstd.sim.report import table_rows, write_report
-from burstd.sim.results import METRICS
+from burstd.sim.starburst import (
+    COMPARE_ALL,
+    DEFAULT_BUDGET,
+    DEFAULT_RUNTIME_ERROR,
+    QUEUES,
+    Budget,
+    Jobs,
+    PeerError,
+    homogeneous,
+    run_peer,
+)
 from burstd.sim.sweep import SweepError, parse_sweep, variants
 from burstd.sim.synthetic import generate, is_synthetic, parse_synthetic
 from burstd.sim.trace import Trace, TraceError, load_trace
@@ -128,6 +140,21 @@ class _Bars:
 )
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for provider timing.")
 @click.option(
+    "--utilization",
+    "utilization_arg",
+    type=click.Choice(["allocation", "duty-cycle"]),
+    default="allocation",
+    show_default=True,
+    help="What utilization triggers read: the share of local GPUs allocated, or the bundled "
+    "GenAI duty-cycle trace (mean of its 8 inference pods), replayed.",
+)
+@click.option(
+    "--utilization-step",
+    type=float,
+    default=None,
+    help="Seconds each duty-cycle sample lasts (default: the trace's own 57 s).",
+)
+@click.option(
     "--compare",
     "do_compare",
     is_flag=True,
@@ -159,6 +186,13 @@ class _Bars:
     "rules.interactive.triggers[0].pending.for=0s,2m,10m (repeatable: all combinations).",
 )
 @click.option(
+    "--jobs",
+    "jobs_arg",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes for --sweep runs (default: one per core; 1 runs them here in turn).",
+)
+@click.option(
     "--static-gpus",
     type=click.IntRange(min=0),
     default=None,
@@ -180,6 +214,35 @@ class _Bars:
     "--exact", is_flag=True, help="Run every periodic pass instead of skipping idle ones."
 )
 @click.option(
+    "--peer-model",
+    type=click.Choice(["starburst"]),
+    default=None,
+    help="Run a peer's own simulated world instead of burstd's (docs/simulator.md).",
+)
+@click.option("--whole-gpus", is_flag=True, help="Count every share of a GPU as one whole GPU.")
+@click.option(
+    "--budget",
+    "budgets_arg",
+    type=click.FloatRange(min=0.0),
+    multiple=True,
+    help="Waiting budget of the peer's policies, a fraction of the total run time "
+    f"(default {DEFAULT_BUDGET:g}); repeat to sweep it.",
+)
+@click.option(
+    "--queue",
+    "queue_arg",
+    type=click.Choice(QUEUES),
+    default=None,
+    help="Peer model: one queue discipline for every policy (default: each its own).",
+)
+@click.option(
+    "--runtime-error",
+    type=click.FloatRange(min=0.0),
+    default=DEFAULT_RUNTIME_ERROR,
+    show_default=True,
+    help="Relative error (sigma) of the run-time estimates of compute-wait-estimate.",
+)
+@click.option(
     "--progress/--no-progress",
     "show_progress",
     default=None,
@@ -190,18 +253,56 @@ def simulate(
     nodes_arg: str | None,
     rules_arg: str | None,
     seed: int,
+    utilization_arg: str,
+    utilization_step: float | None,
     do_compare: bool,
     json_path: str | None,
     report_dir: str | None,
     skip_bad_rows: bool,
     sweeps: tuple[str, ...],
+    jobs_arg: int | None,
     static_gpus: int | None,
     immediate_target: str | None,
     start_arg: str | None,
     exact: bool,
+    peer_model: str | None,
+    whole_gpus: bool,
+    budgets_arg: tuple[float, ...],
+    queue_arg: str | None,
+    runtime_error: float,
     show_progress: bool | None,
 ) -> None:
     """Replay a workload through burstd's control loop on a simulated cluster."""
+    budgets = budgets_arg or (DEFAULT_BUDGET,)
+    if peer_model is not None:
+        unused = [
+            flag
+            for flag, given in (
+                ("--rules", rules_arg is not None),
+                ("--sweep", bool(sweeps)),
+                ("--report", report_dir is not None),
+                ("--static-gpus", static_gpus is not None),
+                ("--immediate-target", immediate_target is not None),
+                ("--exact", exact),
+            )
+            if given
+        ]
+        if unused:
+            raise click.UsageError(
+                f"{', '.join(unused)}: not used by --peer-model {peer_model} (burstd's world only)"
+            )
+        _peer(
+            trace_arg,
+            nodes_arg,
+            do_compare=do_compare,
+            json_path=json_path,
+            skip_bad_rows=skip_bad_rows,
+            budgets=budgets,
+            queue=queue_arg,
+            runtime_error=runtime_error,
+            seed=seed,
+        )
+        return
     try:
         text, source = _rules_text(rules_arg)
         ruleset = parse_rules(text, source)
@@ -221,6 +322,8 @@ def simulate(
             trace = generate(parse_synthetic(trace_arg), local_gpus)
         else:
             trace = load_trace(trace_arg, skip_bad_rows=skip_bad_rows)
+        if whole_gpus:
+            trace = trace.whole_gpus()
         parsed_sweeps = [parse_sweep(s) for s in sweeps]
         sweep_variants = list(variants(text, source, parsed_sweeps)) if parsed_sweeps else []
     except (TraceError, ClusterError, SweepError) as e:
@@ -233,7 +336,19 @@ def simulate(
         for message in trace.meta.get("bad_row_examples", [])[:5]:
             click.echo(f"  {message}", err=True)
 
-    config = SimConfig(seed=seed, start_epoch=_start(start_arg), exact=exact)
+    util: tuple[float, ...] = ()
+    step = utilization_step or 60.0
+    if utilization_arg == "duty-cycle":
+        duty = load_duty_cycle()
+        util, step = duty.mean(), utilization_step or duty.step_s
+    config = SimConfig(
+        seed=seed,
+        start_epoch=_start(start_arg),
+        exact=exact,
+        utilization=util,
+        utilization_step=step,
+    )
+    jobs = jobs_arg if jobs_arg is not None else default_jobs()
     setup = Setup(
         trace=trace, nodes=nodes, ruleset=ruleset, config=config, nodes_source=nodes_source
     )
@@ -248,18 +363,12 @@ def simulate(
             static_gpus=static_gpus,
             immediate_target=immediate_target,
             progress=bars.bar,
+            budgets=budgets,
+            runtime_error=runtime_error,
         )
-        sweep_rows: list[dict[str, Any]] = []
-        for v in sweep_variants:
-            run = run_one(setup, "burstd", v.ruleset, progress=bars.bar(v.label[:18]))
-            sweep_rows.append(
-                {
-                    "label": v.label,
-                    "settings": dict(v.settings),
-                    "rules_digest": v.ruleset.digest,
-                    **{m: run.metrics[m] for m in METRICS},
-                }
-            )
+        sweep_rows = run_sweep(
+            setup, sweep_variants, jobs=jobs, progress=bars.bar if jobs == 1 else None
+        )
     elapsed = time.perf_counter() - began
     meta.update(setup.meta)
 
@@ -274,12 +383,7 @@ def simulate(
         doc: dict[str, Any] = {"meta": meta, "policies": {k: v.metrics for k, v in runs.items()}}
         if sweep_rows:
             doc["sweep"] = sweep_rows
-        try:
-            Path(json_path).write_text(
-                json.dumps(doc, indent=2, sort_keys=False) + "\n", encoding="utf-8"
-            )
-        except OSError as e:
-            _fail([f"{json_path}: cannot write: {e.strerror or e}"])
+        _write_json(json_path, doc)
     if report_dir is not None:
         try:
             written = write_report(Path(report_dir), runs, meta, sweep_rows)
@@ -325,7 +429,8 @@ def _print_table(runs: dict[str, PolicyRun], meta: dict[str, Any], pods: int) ->
         table.add_column(name, justify="right")
     for row in table_rows(runs, describe=False):
         table.add_row(*row)
-    Console(file=sys.stdout).print(table)
+    # Wide enough for every policy's name, whatever the terminal (or a pipe) says.
+    Console(file=sys.stdout, width=max(100, 30 + 24 * len(runs))).print(table)
 
 
 def _print_sweep(rows: list[dict[str, Any]]) -> None:
@@ -341,3 +446,91 @@ def _print_sweep(rows: list[dict[str, Any]]) -> None:
             f"{r['gpu_wait_mean_s']:,.1f}",
         )
     Console(file=sys.stdout).print(table)
+
+
+def _peer(
+    trace_arg: str | None,
+    nodes_arg: str | None,
+    *,
+    do_compare: bool,
+    json_path: str | None,
+    skip_bad_rows: bool,
+    budgets: tuple[float, ...],
+    queue: str | None,
+    runtime_error: float,
+    seed: int,
+) -> None:
+    """``--peer-model starburst``: the peer's world (``burstd.sim.starburst``)."""
+    try:
+        nodes, nodes_source = load_nodes(nodes_arg if nodes_arg is not None else "6x8")
+        per_node = homogeneous([n.gpus for n in nodes])
+        if is_synthetic(trace_arg):
+            assert trace_arg is not None
+            trace = generate(parse_synthetic(trace_arg), len(nodes) * per_node)
+        else:
+            trace = load_trace(trace_arg, skip_bad_rows=skip_bad_rows, conversion="starburst")
+    except (TraceError, ClusterError, PeerError) as e:
+        _fail([str(e)])
+        return
+    jobs = Jobs.from_trace(trace)
+    if not len(jobs):
+        _fail([f"{trace.source}: no GPU jobs to simulate"])
+    chosen: tuple[tuple[str, str], ...] = COMPARE_ALL
+    if not do_compare:
+        chosen = (("compute-wait", "out-of-order"),)
+    if queue is not None:
+        chosen = tuple((name, queue) for name, _ in chosen)
+    costs = [Budget.of(jobs, b) for b in budgets]
+    began = time.perf_counter()
+    policies = run_peer(
+        jobs,
+        nodes=len(nodes),
+        gpus_per_node=per_node,
+        policies=chosen,
+        budgets=costs,
+        runtime_error=runtime_error,
+        seed=seed,
+    )
+    elapsed = time.perf_counter() - began
+    meta: dict[str, Any] = {
+        "peer_model": "starburst",
+        "trace": trace.meta,
+        "nodes": nodes_source,
+        "local_nodes": len(nodes),
+        "local_gpus": len(nodes) * per_node,
+        "whole_gpus": "always in the peer model: a share of a GPU counts as one GPU",
+        "budget": costs[0].as_dict(),
+        "budgets": [c.as_dict() for c in costs],
+        "runtime_error": runtime_error,
+        "seed": seed,
+    }
+    table = Table(
+        title="burstd simulate --peer-model starburst",
+        caption=f"{len(jobs):,} jobs from {trace.meta.get('trace', trace.source)}; "
+        f"{len(nodes)} x {per_node} GPUs ({nodes_source}); budget "
+        f"{', '.join(f'{b:g}' for b in budgets)} of the run time",
+    )
+    for col in ("policy", "queue", "cloud GPU-h", "mean wait s", "p99 wait s", "cloud jobs"):
+        table.add_column(col, justify="left" if col in ("policy", "queue") else "right")
+    for name, m in policies.items():
+        table.add_row(
+            name,
+            m["queue"],
+            f"{m['burst_gpu_hours']:,.1f}",
+            f"{m['gpu_wait_mean_s']:,.1f}",
+            f"{m['gpu_wait_p99_s']:,.1f}",
+            f"{m['cloud_jobs']:,}",
+        )
+    Console(file=sys.stdout, width=100).print(table)
+    click.echo(
+        f"simulated {len(jobs):,} jobs x {len(policies)} run(s) in {elapsed:.2f} s", err=True
+    )
+    if json_path is not None:
+        _write_json(json_path, {"meta": meta, "policies": policies})
+
+
+def _write_json(path: str, doc: dict[str, Any]) -> None:
+    try:
+        Path(path).write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    except OSError as e:
+        _fail([f"{path}: cannot write: {e.strerror or e}"])

@@ -6,7 +6,9 @@ extends it. The loop runs once the pokes have been quiet for ``batch_idle``, or 
 after the batch opened, whichever comes first, so fifty pods created together are planned
 together; and every ``interval`` regardless, so timers (idle units, deadlines, cooldowns)
 advance without events. This is Karpenter's batcher with the Cluster Autoscaler's one-slot
-wake-up signal.
+wake-up signal. A pass may also ask to run at a given moment (``wake_at``: the plan's next
+schedule window edge or pending threshold), so a lab window opens on time, not up to an
+interval late.
 
 ``Batcher`` is the arithmetic, pure and testable on numbers; ``Trigger`` adds the waiting,
 with the clock and the sleep injected so tests run on virtual time.
@@ -23,6 +25,7 @@ from burstd.state.clock import Clock
 
 EVENTS = "events"
 INTERVAL = "interval"
+WAKE = "wake_at"
 
 
 @dataclass(slots=True)
@@ -33,6 +36,7 @@ class Batcher:
     first_poke: float | None = None
     last_poke: float | None = None
     pokes: int = 0
+    wake: float | None = None
 
     def poke(self, now: float) -> None:
         if self.first_poke is None:
@@ -47,12 +51,14 @@ class Batcher:
             batch = min(self.last_poke + settings.batch_idle, self.first_poke + settings.batch_max)
             if batch <= at:
                 at, why = batch, EVENTS
+        if self.wake is not None and self.wake < at:
+            at, why = self.wake, WAKE
         return at, why
 
     def ran(self, now: float) -> None:
         """A pass started at ``now``: pokes before it are served by it."""
         self.last_run = now
-        self.first_poke = self.last_poke = None
+        self.first_poke = self.last_poke = self.wake = None
         self.pokes = 0
 
 
@@ -90,13 +96,20 @@ class Trigger:
     def due(self) -> tuple[float, str]:
         return self._batcher.due(self._settings())
 
+    def wake_at(self, at: float | None) -> None:
+        """Run a pass at ``at`` (clock seconds) if no other is due before; ``None`` clears.
+        Meant to be called after each pass with its plan's ``wake_at``."""
+        self._batcher.wake = at
+        self._signal.set()
+
     def run_now(self) -> None:
         """Make the next ``wait`` return at once (after a reload, at start)."""
         self._batcher.last_run = float("-inf")
         self._signal.set()
 
     async def wait(self) -> str:
-        """Wait until a pass is due; mark it started; return ``"events"`` or ``"interval"``."""
+        """Wait until a pass is due; mark it started; return ``"events"``, ``"interval"`` or
+        ``"wake_at"``."""
         while True:
             now = self._clock.now()
             at, why = self.due()

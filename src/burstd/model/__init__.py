@@ -1,6 +1,7 @@
 """Pure, frozen data: pods, nodes, units, snapshots and decisions. No I/O lives here."""
 
 from burstd.model.cluster import (
+    CORDONED_ANNOTATION,
     FULL_GPU_MILLI,
     GPU_MODEL_LABEL,
     GPU_RESOURCE,
@@ -8,11 +9,14 @@ from burstd.model.cluster import (
     MANAGED_BY_LABEL,
     MIG_RESOURCE_PREFIX,
     NEVER_EVICT_ANNOTATION,
+    PROVIDER_LABEL,
     RULE_LABEL,
+    RUNTIME_ANNOTATION,
     TARGET_LABEL,
     UNIT_LABEL,
     GpuRequest,
     Node,
+    NodeTemplate,
     Pod,
     PodPhase,
     Taint,
@@ -29,10 +33,11 @@ from burstd.model.decisions import (
     Uncordon,
     UnitDecision,
 )
-from burstd.model.snapshot import Sample, Snapshot
+from burstd.model.snapshot import Sample, Snapshot, StaleSignal
 from burstd.model.units import RuleHistory, TargetStatus, Unit, UnitPhase
 
 __all__ = [
+    "CORDONED_ANNOTATION",
     "FULL_GPU_MILLI",
     "GPU_MODEL_LABEL",
     "GPU_RESOURCE",
@@ -40,7 +45,9 @@ __all__ = [
     "MANAGED_BY_LABEL",
     "MIG_RESOURCE_PREFIX",
     "NEVER_EVICT_ANNOTATION",
+    "PROVIDER_LABEL",
     "RULE_LABEL",
+    "RUNTIME_ANNOTATION",
     "TARGET_LABEL",
     "UNIT_LABEL",
     "Abandon",
@@ -51,6 +58,7 @@ __all__ = [
     "GpuRequest",
     "NoOp",
     "Node",
+    "NodeTemplate",
     "Pod",
     "PodPhase",
     "Release",
@@ -58,6 +66,7 @@ __all__ = [
     "Sample",
     "ScaleUp",
     "Snapshot",
+    "StaleSignal",
     "Taint",
     "TargetStatus",
     "Uncordon",

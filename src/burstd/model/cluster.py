@@ -15,12 +15,19 @@ GPU_RESOURCE = "nvidia.com/gpu"
 MIG_RESOURCE_PREFIX = "nvidia.com/mig-"
 GPU_MODEL_LABEL = "nvidia.com/gpu.product"
 NEVER_EVICT_ANNOTATION = "burstd.io/never-evict"
+# A pod's expected run time (a duration such as "90m"), for cost-aware waits; without it,
+# ``spec.activeDeadlineSeconds`` is taken as the run time.
+RUNTIME_ANNOTATION = "burstd.io/expected-runtime"
 # Every object burstd makes carries these, so a restarted burstd finds and adopts it.
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "burstd"
 UNIT_LABEL = "burstd.io/unit"
 TARGET_LABEL = "burstd.io/target"
 RULE_LABEL = "burstd.io/rule"
+PROVIDER_LABEL = "burstd.io/provider"
+# On a node burstd cordoned itself (with the time, RFC 3339). A cordoned node without it was
+# cordoned by someone else: an operator's decision, never read as burstd's own.
+CORDONED_ANNOTATION = "burstd.io/cordoned-at"
 FULL_GPU_MILLI = 1000
 
 
@@ -85,6 +92,8 @@ class Pod:
     ``unschedulable`` is the scheduler's verdict (condition ``PodScheduled=False``, reason
     ``Unschedulable``); a pending pod without it is not demand yet. ``pending_since`` is when
     that verdict was first given, ``created_at`` when the pod was created.
+    ``declared_runtime`` is the run time the pod declares (seconds; ``RUNTIME_ANNOTATION``, else
+    ``activeDeadlineSeconds``), ``None`` when it declares none.
     """
 
     namespace: str
@@ -100,6 +109,7 @@ class Pod:
     never_evict: bool = False
     created_at: float = 0.0
     pending_since: float | None = None
+    declared_runtime: float | None = None
 
     @property
     def key(self) -> str:
@@ -144,3 +154,19 @@ class Node:
     unschedulable: bool = False
     unit: str | None = None
     created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeTemplate:
+    """The node a target's new unit would bring, as its provider describes it before making
+    one: what the scheduler will see of it besides the GPUs (the unit's shape says those).
+
+    ``allocatable`` holds the other resources in base units (``cpu`` in millicores,
+    ``memory`` and ``ephemeral-storage`` in bytes, ``pods`` as a count, extended resources as
+    counts); a resource left out is not known and never rules a pod out. The Cluster
+    Autoscaler asks the same of a node group's template node before scaling it up for a pod.
+    """
+
+    labels: Mapping[str, str] = field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+    allocatable: Mapping[str, int] = field(default_factory=dict)

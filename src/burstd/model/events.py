@@ -10,6 +10,11 @@ every object of that kind the source keeps. When it carries ``keys``, they are e
 objects, so anything else the state still holds was deleted while the source was not looking
 (a re-list after ``410 Gone`` or an outage). ``Desynced`` says the view of that kind may be
 stale until the next ``Synced``: nothing is decided meanwhile.
+
+Metric sources (Prometheus, NVML) emit ``MetricSamples`` with a query's recent samples, or
+``MetricMissing`` when they have none (source down, query error, no series): missing data is
+recorded as such, never as low values. Once a query has been missing for the source's grace
+period it also emits ``SignalStaleNotice``, which the state keeps for alerts to route.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from burstd.model.cluster import Node, Pod
+from burstd.model.snapshot import Sample
 
 PODS = "pods"
 NODES = "nodes"
@@ -95,4 +101,58 @@ class Desynced:
         return f"{self.kind} desynced: {self.reason}"
 
 
-Event = PodUpserted | PodDeleted | NodeUpserted | NodeDeleted | Synced | Desynced
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricSamples:
+    """The recent samples of ``query`` (oldest first), evaluated at ``at``: they replace what
+    the state held for it, and end any staleness."""
+
+    query: str
+    samples: tuple[Sample, ...]
+    at: float
+
+    def __str__(self) -> str:
+        return f"{len(self.samples)} sample(s) of {self.query!r}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricMissing:
+    """``query`` has no usable data at ``at``, and why. Its old samples are kept but not used."""
+
+    query: str
+    at: float
+    reason: str
+
+    def __str__(self) -> str:
+        return f"no data for {self.query!r}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalStaleNotice:
+    """``query`` has had no data since ``since``, longer than the source's grace period.
+
+    Raised once per outage; the alerts layer routes it (``event="signal_stale"`` in the log).
+    """
+
+    query: str
+    since: float
+    at: float
+    reason: str
+
+    def __str__(self) -> str:
+        return (
+            f"signal {self.query!r} stale for {self.at - self.since:.0f}s "
+            f"(since {self.since:.0f}): {self.reason}"
+        )
+
+
+Event = (
+    PodUpserted
+    | PodDeleted
+    | NodeUpserted
+    | NodeDeleted
+    | Synced
+    | Desynced
+    | MetricSamples
+    | MetricMissing
+    | SignalStaleNotice
+)

@@ -50,6 +50,9 @@ READY_SETTLE_S = 60.0
 class Plan:
     decisions: tuple[Decision, ...]
     views: tuple[RuleView, ...] = ()
+    wake_at: float | None = None
+    """The next time a trigger's answer may change with nothing else changing (a schedule
+    window opening or closing, a pending pod reaching ``for``): the loop should run then."""
 
     @property
     def actions(self) -> tuple[Decision, ...]:
@@ -143,7 +146,8 @@ def plan(snapshot: Snapshot, ruleset: RuleSet, now: float) -> Plan:
     for unit in snapshot.units:
         if unit.rule not in known and unit.phase.alive:
             decisions.extend(_orphan(unit, ruleset, running, now))
-    return Plan(decisions=tuple(decisions), views=views)
+    wakes = [v.wake_at for v in views if v.wake_at is not None]
+    return Plan(decisions=tuple(decisions), views=views, wake_at=min(wakes, default=None))
 
 
 def _running_by_node(pods: Sequence[Pod]) -> dict[str, list[Pod]]:
@@ -224,7 +228,9 @@ def _plan_rule(
             )
             left = still
 
-    # 3. Burst for the rest.
+    # 3. Burst for the rest (with a cost-aware wait, for the pods that waited theirs).
+    if view.fired and view.burstable is not None:
+        left = [p for p in left if p.key in view.burstable]
     floor_gpus = _floor_deficit(rule, units, view) if view.fired else 0
     if left or floor_gpus:
         if not view.fired:
@@ -245,10 +251,35 @@ def _plan_rule(
         )
 
     # 4. Give back what nobody needs: a unit some pending matched pod could use is needed.
+    # While a trigger's data is missing nothing new is cordoned or drained: missing data is
+    # not low utilization.
+    # A fired trigger's min_gpus floor keeps its ready units too, idle or not.
+    floor = _floor_units(rule, units) if view.fired else set()
     for u in units:
         if u.id not in taken_back:
-            out.extend(_release_step(u, rule, running, view.demand, ruleset, snapshot, now, dry))
+            steps = _release_step(u, rule, running, view.demand, ruleset, snapshot, now, dry)
+            if view.stale and any(isinstance(d, Cordon | Drain) for d in steps):
+                steps = [NoOp(rule=rule.name, reason=f"{u.id} kept: {view.stale}")]
+            elif u.id in floor and any(isinstance(d, Cordon) for d in steps):
+                steps = [
+                    NoOp(
+                        rule=rule.name,
+                        reason=f"{u.id} kept for min_gpus {rule.burst.min_gpus}: {view.why}",
+                    )
+                ]
+            out.extend(steps)
     return out
+
+
+def _floor_units(rule: Rule, units: Sequence[Unit]) -> set[str]:
+    """The ready units that keep ``min_gpus`` borrowed, after the units in flight."""
+    serving = sum(u.gpus for u in units if u.phase.in_flight)
+    kept = set()
+    for u in units:
+        if u.phase is UnitPhase.READY and serving < rule.burst.min_gpus:
+            kept.add(u.id)
+            serving += u.gpus
+    return kept
 
 
 def _unit_shape(unit: Unit, ruleset: RuleSet) -> Shape | None:

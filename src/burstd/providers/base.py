@@ -7,9 +7,20 @@ it is required, whether it must be idempotent and which typed error it raises.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import importlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+from burstd.model import (
+    GPU_MODEL_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    TARGET_LABEL,
+    NodeTemplate,
+)
+from burstd.model.params import ParamSchema
 
 
 class ProviderError(Exception):
@@ -58,7 +69,14 @@ class ProvisionedUnit:
     node: str | None
     ready: bool
     cordoned: bool = False
+    """The unit takes no new pods (its node is unschedulable)."""
+    cordoned_by_burstd: bool = False
+    """burstd cordoned it (the provider recorded that on the object, e.g. the
+    ``burstd.io/cordoned-at`` annotation); ``cordoned`` without it is an operator's cordon."""
     gpu_model: str = ""
+    mig: Mapping[str, int] = field(default_factory=dict)
+    """The MIG slices the unit was made with (read from the object, not the target's current
+    shape, which may have changed since)."""
     created_at: float = 0.0
 
 
@@ -102,3 +120,77 @@ class Provider(Protocol):
         """Implementation required. Every unit of this target that exists now, found by the
         labels burstd put on it, so a restarted burstd adopts what it made."""
         ...
+
+
+# Kinds: what burstd knows of a provider before any unit exists (see providers/registry.py).
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnitShape:
+    """What one unit of a target holds, as the rules file says: ``gpus`` whole GPUs of
+    ``gpu_model`` on one node, or ``mig`` slices by profile."""
+
+    target: str
+    gpus: int
+    gpu_model: str = ""
+    mig: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderContext:
+    """Everything one target's provider is built from.
+
+    ``api`` is the daemon's ``kubernetes_asyncio`` ``ApiClient`` (owned by the daemon);
+    ``params`` were checked against the kind's schema, defaults filled in; ``state_dir`` is
+    where a provider may keep files of its own (a Terraform workdir, say), one folder a target.
+    """
+
+    api: Any
+    shape: UnitShape
+    params: Mapping[str, Any] = field(default_factory=dict)
+    state_dir: Path | None = None
+
+    @property
+    def target(self) -> str:
+        return self.shape.target
+
+
+ProviderFactory = Callable[[ProviderContext], Provider]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderKind:
+    """One kind of provider. ``params`` ``None`` means the kind does not declare its settings
+    yet: they pass unchecked. ``build`` ``None`` means this daemon cannot run it (the simulator
+    still can: it models every kind by the target's numbers)."""
+
+    name: str
+    doc: str
+    params: ParamSchema | None
+    node: Callable[[UnitShape, Mapping[str, Any]], NodeTemplate]
+    implementation: str | None = None
+    """``module:callable`` that makes the provider from a ``ProviderContext``; imported when
+    first built, so ``burstd validate`` and the simulator never load the Kubernetes client.
+    ``None``: this daemon cannot run the kind."""
+
+    def build(self, ctx: ProviderContext) -> Provider:
+        """The provider of one target. Raises ``ProviderError`` if the kind cannot run here."""
+        if self.implementation is None:
+            raise ProviderError(f"provider {self.name!r} is not available in this daemon")
+        module, _, attr = self.implementation.partition(":")
+        factory: ProviderFactory = getattr(importlib.import_module(module), attr)
+        return factory(ctx)
+
+
+def bare_node(shape: UnitShape, params: Mapping[str, Any]) -> NodeTemplate:
+    """A node known only by its GPUs: no taints, no other resource limits."""
+    return NodeTemplate(labels=unit_labels(shape))
+
+
+def unit_labels(shape: UnitShape) -> dict[str, str]:
+    """Labels every unit's node carries whatever the provider: burstd's ownership and the GPU
+    model (as NVIDIA's GPU feature discovery labels it)."""
+    labels = {MANAGED_BY_LABEL: MANAGED_BY, TARGET_LABEL: shape.target}
+    if shape.gpu_model:
+        labels[GPU_MODEL_LABEL] = shape.gpu_model
+    return labels

@@ -34,9 +34,12 @@ from ruamel.yaml.scalarbool import ScalarBoolean
 
 from burstd.model.alerts import AlertsConfig
 from burstd.model.durations import format_duration, parse_duration
+from burstd.model.params import Param, ParamSchema, ParamType
+from burstd.model.quantity import parse_quantity
+from burstd.providers.base import UnitShape
+from burstd.providers.registry import KINDS
 from burstd.rules.cron import cron_trigger
 from burstd.rules.types import (
-    PROVIDERS,
     Burst,
     Cooldown,
     DrainMode,
@@ -102,7 +105,7 @@ _MATCH_KEYS = (
 )
 _SELECTOR_KEYS = ("key", "operator", "values")
 _TRIGGER_KEYS: Mapping[str, tuple[str, ...]] = {
-    TriggerKind.PENDING: ("gpus", "for"),
+    TriggerKind.PENDING: ("gpus", "for", "per_gpu", "per_gpu_hour", "max_for", "default_runtime"),
     TriggerKind.OLDEST_PENDING: ("older_than",),
     TriggerKind.UTILIZATION: ("query", "above", "for"),
     TriggerKind.SCHEDULE: ("cron", "duration", "timezone"),
@@ -114,6 +117,7 @@ _TRIGGER_REQUIRED: Mapping[str, tuple[str, ...]] = {
     TriggerKind.SCHEDULE: ("cron", "duration"),
 }
 _KINDS = tuple(str(kind) for kind in TriggerKind)
+PROVIDERS: Final = tuple(KINDS)
 _BURST_KEYS = ("ladder", "max_units_per_step", "min_gpus")
 _RELEASE_KEYS = ("idle_for", "validation", "drain")
 _DRAIN_KEYS = ("mode", "max_wait")
@@ -894,10 +898,13 @@ class _Loader:
         f = self.fields(node, _TARGET_KEYS, ("provider",), section=False)
         base = Target(name=name, provider="")
         max_units = f.take("max_units", lambda n: self.integer(n, 1), base.max_units)
+        provider = f.take("provider", self.provider, "")
+        kind = KINDS.get(provider)
+        schema = kind.params if kind is not None else None
         target = Target(
             name=name,
-            provider=f.take("provider", self.provider, ""),
-            params=f.take("params", self.params, {}),
+            provider=provider,
+            params=f.take("params", lambda n: self.params(n, schema), {}),
             gpu_model=f.take("gpu_model", self.string, ""),
             gpus_per_unit=f.take("gpus_per_unit", lambda n: self.integer(n, 1), 1),
             mig=f.take("mig", self.mig, {}),
@@ -912,6 +919,14 @@ class _Loader:
             backoff=f.take("backoff", self.duration, base.backoff),
             simulation=f.take("simulation", self.simulation, base.simulation),
         )
+        if kind is not None:
+            shape = UnitShape(
+                target=name,
+                gpus=target.gpus_per_unit,
+                gpu_model=target.gpu_model,
+                mig=dict(target.mig),
+            )
+            target = replace(target, node=kind.node(shape, target.params))
         self._order(
             f,
             "max_in_flight",
@@ -960,13 +975,101 @@ class _Loader:
             )
         raise self.r.bad(node, f"must be a provider name, got {_describe(value)}")
 
-    def params(self, node: _Node) -> dict[str, Any]:
+    def params(self, node: _Node, schema: ParamSchema | None) -> dict[str, Any]:
+        """A target's ``params``, checked against its provider's schema when it declares one;
+        missing keys get the schema's defaults."""
+        if schema is not None:
+            checked: dict[str, Any] = self.param_fields(node, schema)
+            return checked
         if node.value is None:
             return {}
         if isinstance(node.value, dict):
             plain: dict[str, Any] = _plain(node.value)
             return plain
         raise self.r.bad(node, f"must be a mapping, got {_describe(node.value)}")
+
+    def param_fields(self, node: _Node, schema: ParamSchema) -> dict[str, Any]:
+        required = [key for key, p in schema.items() if p.required]
+        f = self.fields(node, tuple(schema), required, section=True)
+        out: dict[str, Any] = {}
+        bad = False
+        for key, param in schema.items():
+            child = f.get(key)
+            if child is None:
+                if param.type is ParamType.MAPPING and param.fields and param.default is None:
+                    nested = self.param_fields(
+                        _Node(value=None, path=_child(node.path, key), at=node.at, key_at=node.at),
+                        param.fields,
+                    )
+                    if nested:
+                        out[key] = nested
+                elif param.default is not None:
+                    out[key] = param.default
+                continue
+            try:
+                out[key] = self.param(child, param)
+            except _Bad:
+                bad = True
+        if bad:
+            raise _Bad()
+        return out
+
+    def param(self, node: _Node, param: Param) -> Any:
+        """One value of a provider's params, of the type its schema says."""
+        kind = param.type
+        value = node.value
+        if kind is ParamType.ANY:
+            return _plain(value)
+        if kind is ParamType.MAPPING:
+            return self.param_fields(node, param.fields)
+        if kind is ParamType.MAP:
+            if value is None:
+                return {}
+            if not isinstance(value, dict):
+                raise self.r.bad(node, f"must be a mapping, got {_describe(value)}")
+            item = param.item or Param(type=ParamType.ANY, doc="")
+            out: dict[str, Any] = {}
+            for key, child in self.entries(node):
+                if not isinstance(key, str):
+                    self.r.add(child.key_at, node.path, f"key {_describe(key)} must be a string")
+                    continue
+                with contextlib.suppress(_Bad):
+                    out[key] = self.param(child, item)
+            return out
+        if kind is ParamType.LIST:
+            if value is None:
+                return []
+            self.list_of(node, "")
+            item = param.item or Param(type=ParamType.ANY, doc="")
+            items: list[Any] = []
+            for child in self.items(node):
+                with contextlib.suppress(_Bad):
+                    items.append(self.param(child, item))
+            return items
+        if kind is ParamType.STRING:
+            if value == "" and param.default == "":
+                return ""
+            text = self.choice(node, param.choices, "choices") if param.choices else None
+            return text if text is not None else self.string(node)
+        if kind is ParamType.BOOLEAN:
+            return self.boolean(node)
+        if kind is ParamType.QUANTITY:
+            if isinstance(value, str | int | float) and not _is_bool(value):
+                q = parse_quantity(value)
+                if q is not None and q >= 0:
+                    return str(value)
+            raise self.r.bad(
+                node,
+                f"must be a resource quantity like 32, 500m or 256Gi, got {_describe(value)}",
+            )
+        minimum = param.minimum
+        if kind is ParamType.INTEGER:
+            return self.integer(node, math.ceil(minimum) if minimum is not None else 0)
+        number = self.duration(node) if kind is ParamType.DURATION else self.number(node)
+        if minimum is not None and number < minimum:
+            shown = format_duration(minimum) if kind is ParamType.DURATION else minimum
+            raise self.r.bad(node, f"must be at least {shown}, got {_describe(value)}")
+        return number
 
     def mig(self, node: _Node) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -1208,10 +1311,7 @@ class _Loader:
         f = self.fields(body, _TRIGGER_KEYS[kind], _TRIGGER_REQUIRED[kind], section=True)
         match TriggerKind(kind):
             case TriggerKind.PENDING:
-                return PendingTrigger(
-                    gpus=f.take("gpus", lambda n: self.number(n, above=0), 1.0),
-                    for_s=f.take("for", self.duration, 0.0),
-                )
+                return self.pending(f)
             case TriggerKind.OLDEST_PENDING:
                 older_than = f.take("older_than", self.duration, None)
                 if older_than is None:
@@ -1231,6 +1331,38 @@ class _Loader:
                 if cron is None or duration is None:
                     raise _Bad
                 return ScheduleTrigger(cron=cron, duration=duration, timezone=timezone)
+
+    def pending(self, f: _Fields) -> PendingTrigger:
+        """A pending trigger, with its cost-aware wait (``per_gpu``, ``per_gpu_hour``,
+        ``max_for``, ``default_runtime``; see ``PendingTrigger``)."""
+        trigger = PendingTrigger(
+            gpus=f.take("gpus", lambda n: self.number(n, above=0), 1.0),
+            for_s=f.take("for", self.duration, 0.0),
+            per_gpu=f.take("per_gpu", self.duration, 0.0),
+            per_gpu_hour=f.take("per_gpu_hour", self.duration, 0.0),
+            max_for=f.take("max_for", self.duration, None),
+            default_runtime=f.take("default_runtime", self.duration, 0.0),
+        )
+        if trigger.max_for is not None:
+            self._order(
+                f,
+                "for",
+                "max_for",
+                trigger.for_s,
+                trigger.max_for,
+                format_duration,
+                point_at_high=True,
+            )
+        for key in ("max_for", "default_runtime"):
+            if key in f.ok and not trigger.cost_aware:
+                node = f.point(key)
+                self.r.add(
+                    node.at,
+                    node.path,
+                    f"'{key}' has no effect without per_gpu or per_gpu_hour",
+                    "add per_gpu or per_gpu_hour, or remove it",
+                )
+        return trigger
 
     def timezone(self, node: _Node) -> str:
         name = self.string(node)

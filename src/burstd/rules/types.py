@@ -11,10 +11,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from burstd.model import GpuRequest, Pod
+from burstd.model import GpuRequest, NodeTemplate, Pod
 from burstd.model.alerts import AlertsConfig
-
-PROVIDERS = ("liqo", "terraform", "interlink", "kwok")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,7 +34,8 @@ class Target:
     """A named source of borrowed GPUs and the shape of one unit of it.
 
     A unit is one node of ``gpus_per_unit`` GPUs of ``gpu_model`` (or, with ``mig``, that many
-    MIG slices per profile). ``params`` are the provider's own settings, passed through.
+    MIG slices per profile). ``params`` are the provider's own settings, checked against the
+    schema its kind declares (``providers/registry.py``) with defaults filled in.
     """
 
     name: str
@@ -52,6 +51,9 @@ class Target:
     ready_deadline: float = 900.0
     backoff: float = 300.0
     simulation: SimulationProfile = SimulationProfile()
+    node: NodeTemplate | None = None
+    """The node one unit brings, as the provider describes it (the loader fills it in);
+    ``None``: only the GPU shape is known."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,11 +115,36 @@ class TriggerKind(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PendingTrigger:
-    """Fires when matched pods pending for at least ``for_s`` ask for ``gpus`` GPUs or more."""
+    """Fires when matched pods, each pending for at least its wait, ask for ``gpus`` GPUs or
+    more.
+
+    A pod's wait is ``for_s``, plus ``per_gpu`` seconds per GPU it asks for, plus
+    ``per_gpu_hour`` seconds per GPU-hour of its declared run time (``Pod.declared_runtime``;
+    ``default_runtime`` for a pod that declares none), at most ``max_for``: a cost-aware wait,
+    so that what would cost more to borrow waits longer for the local cluster."""
 
     gpus: float = 1.0
     for_s: float = 0.0
+    per_gpu: float = 0.0
+    per_gpu_hour: float = 0.0
+    max_for: float | None = None
+    default_runtime: float = 0.0
     kind: TriggerKind = TriggerKind.PENDING
+
+    @property
+    def cost_aware(self) -> bool:
+        return bool(self.per_gpu or self.per_gpu_hour)
+
+    def wait_for(self, pod: Pod) -> float:
+        """How long ``pod`` must have been pending to count (seconds). Pure."""
+        if not self.cost_aware:
+            return self.for_s
+        gpus = pod.gpu.gpu_equivalent
+        runtime = pod.declared_runtime
+        if runtime is None:
+            runtime = self.default_runtime
+        wait = self.for_s + self.per_gpu * gpus + self.per_gpu_hour * gpus * runtime / 3600.0
+        return wait if self.max_for is None else min(wait, self.max_for)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

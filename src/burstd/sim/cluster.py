@@ -166,7 +166,6 @@ class SimPod:
         "seq",
         "started",
         "waited",
-        "waits",
     )
 
     def __init__(
@@ -195,7 +194,6 @@ class SimPod:
         self.pending_since: float | None = None
         self.waited = 0.0
         self.model_pod: Pod | None = None
-        self.waits: tuple[float, ...] = ()
 
     @property
     def gpu_equivalent(self) -> float:

@@ -28,10 +28,11 @@ marked unschedulable, a pod leaving a burst unit's node, a unit's node appearing
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from heapq import heappop, heappush
+from itertools import chain
 from typing import Any
 
 from burstd.actuate.actuator import Actuator
@@ -57,13 +58,17 @@ _ACTION = 1
 class SimConfig:
     """How to run. ``drain_horizon``: after the last pod ends, how long burst units may still
     take to be given back before the run is cut (and their billing with it). ``series_points``:
-    resolution of the time series kept for the report."""
+    resolution of the time series kept for the report. ``utilization``: what utilization
+    triggers read, a replayed series (percent, one value every ``utilization_step`` seconds
+    from the run's start, repeating), or, when empty, the share of local GPUs allocated."""
 
     seed: int = 0
     start_epoch: float = DEFAULT_START_EPOCH
     exact: bool = False
     drain_horizon: float = 86_400.0
     series_points: int = 1200
+    utilization: tuple[float, ...] = ()
+    utilization_step: float = 60.0
 
 
 @dataclass(slots=True)
@@ -160,8 +165,11 @@ class Simulation(SimWorld):
         reachable: Iterable[Target] | None = None,
         checker: Checker | None = None,
         progress: Progress | None = None,
+        runtimes: Sequence[float] | None = None,
     ) -> None:
         self.trace = trace
+        # The run time each pod declares (Pod.declared_runtime), by trace index; None: none do.
+        self.runtimes = runtimes
         self.policy = policy
         self.config = config
         self.ruleset = ruleset
@@ -192,7 +200,6 @@ class Simulation(SimWorld):
         ]
         self._fit_cache: dict[tuple[int, int, frozenset[str]], bool] = {}
         self._requests: dict[tuple[int, int, frozenset[str]], GpuRequest] = {}
-        self._waits: dict[tuple[object, int], tuple[float, ...]] = {}
 
         # Events.
         self._heap: list[tuple[float, int, int, int, Any]] = []
@@ -360,6 +367,7 @@ class Simulation(SimWorld):
             qos=prof.qos,
             created_at=pod.arrival,
             pending_since=pod.pending_since,
+            declared_runtime=None if self.runtimes is None else self.runtimes[pod.index],
         )
 
     def _can_ever_fit(self, pod: SimPod) -> bool:
@@ -407,12 +415,7 @@ class Simulation(SimWorld):
         if not self._never_fit[pod.index]:
             self.pending_gpus += pod.gpu_equivalent
         if self.controller is not None:
-            pod.model_pod = mp = self._model_pod(pod, None)
-            key = (pod.cls, self.trace.profile[pod.index])
-            waits = self._waits.get(key)
-            if waits is None:
-                waits = self._waits[key] = self.thresholds.waits_for(mp)
-            pod.waits = waits
+            pod.model_pod = self._model_pod(pod, None)
             self._demand[pod] = None
             self._pods_view = None
             self._poke()
@@ -592,12 +595,15 @@ class Simulation(SimWorld):
         assert self.actuator is not None
         a = self.actuator
         base = a.merged(Snapshot())
-        demand = [(p.pending_since or now, p.waits) for p in self._demand]
         busy = {p.node.name for p in self._on_units if p.node is not None}
         best = INF
-        for c in self.thresholds.candidates(
-            a.units.values(), dict(base.targets), dict(base.history), demand, busy, now
-        ):
+        # The triggers' own thresholds (pending waits, schedule windows) come with the plan.
+        last = self.controller.last_plan if self.controller is not None else None
+        triggers = (last.wake_at,) if last is not None and last.wake_at is not None else ()
+        planner = self.thresholds.candidates(
+            a.units.values(), dict(base.targets), dict(base.history), bool(self._demand), busy, now
+        )
+        for c in chain(planner, triggers):
             if c < now - _EPS:
                 continue
             at = now + self.interval if c <= now + _EPS else c - _EPS
@@ -606,7 +612,11 @@ class Simulation(SimWorld):
         return best
 
     def _sample_utilization(self, now: float) -> None:
-        pct = 100.0 * self.local_used / self.local_gpus if self.local_gpus else 0.0
+        series = self.config.utilization
+        if series:
+            pct = series[int((now - self.epoch) / self.config.utilization_step) % len(series)]
+        else:
+            pct = 100.0 * self.local_used / self.local_gpus if self.local_gpus else 0.0
         metrics = dict(self._metrics)
         for query, window in self._util_queries:
             old = metrics.get(query, ())

@@ -6,7 +6,7 @@
   policy that borrows;
 * ``wait_cdf.png``: the distribution of GPU wait per policy;
 * ``cost.png``: cumulative burst cost per policy;
-* ``pareto.png`` (with a sweep): burst cost against p95 and p99 GPU wait for each sweep
+* ``pareto.png`` (with a sweep): burst cost against mean, p95 and p99 GPU wait for each sweep
   point, the baselines on the same axes, the non-dominated points joined.
 """
 
@@ -32,6 +32,10 @@ COLORS = {
     "no-burst": "tab:gray",
     "burst-immediately": "tab:red",
     "static": "tab:green",
+    "constant-wait": "tab:orange",
+    "compute-wait": "tab:purple",
+    "compute-wait-estimate": "tab:pink",
+    "star-wait": "tab:brown",
 }
 
 DESCRIPTIONS = {
@@ -145,7 +149,12 @@ def plot_cost(runs: Mapping[str, PolicyRun], path: Path) -> None:
     _save(fig, path)
 
 
-WAITS = (("gpu_wait_p95_s", "p95 GPU wait (s)"), ("gpu_wait_p99_s", "p99 GPU wait (s)"))
+WAITS = (
+    ("gpu_wait_mean_s", "mean GPU wait (s)"),
+    ("gpu_wait_p95_s", "p95 GPU wait (s)"),
+    ("gpu_wait_p99_s", "p99 GPU wait (s)"),
+)
+PEER_POINTS = ("constant-wait", "compute-wait", "compute-wait-estimate", "star-wait")
 
 
 def plot_pareto(
@@ -153,7 +162,7 @@ def plot_pareto(
 ) -> None:
     """Cost against wait, one panel per wait percentile: a p95 of zero for every setting says
     little, the p99 separates them. Cost is on a symlog axis so a free baseline still shows."""
-    fig, axes = plt.subplots(1, len(WAITS), figsize=(12, 5))
+    fig, axes = plt.subplots(1, len(WAITS), figsize=(18, 5))
     for ax, (metric, title) in zip(axes, WAITS, strict=True):
         xy = [(float(r["burst_cost_usd"]), float(r[metric])) for r in rows]
         ax.scatter([c for c, _ in xy], [w for _, w in xy], color="tab:blue", label="burstd (sweep)")
@@ -168,12 +177,20 @@ def plot_pareto(
             alpha=0.6,
             label="Pareto front",
         )
+        for kind in PEER_POINTS:  # one policy over several budgets: the peer's own curve
+            curve = sorted(
+                (float(run.metrics["burst_cost_usd"]), float(run.metrics[metric]))
+                for name, run in baselines.items()
+                if name.split(" ", 1)[0] == kind
+            )
+            if len(curve) > 1:
+                ax.plot(*zip(*curve, strict=True), ls="--", lw=1, color=COLORS[kind], alpha=0.6)
         for name, run in baselines.items():
             ax.scatter(
                 [run.metrics["burst_cost_usd"]],
                 [run.metrics[metric]],
                 marker="s",
-                color=COLORS.get(name, "black"),
+                color=COLORS.get(name.split(" ", 1)[0], "black"),
                 label=name,
             )
         ax.set_xscale("symlog", linthresh=100)
@@ -234,15 +251,49 @@ def write_report(
     if sweep_rows:
         lines += ["", "## Sweep: cost against wait", "", "![Pareto](pareto.png)", ""]
         lines += [
-            "| setting | burst cost (USD) | p95 wait (s) | p99 wait (s) |",
-            "| --- | ---: | ---: | ---: |",
+            "| # | setting | burst cost (USD) | mean wait (s) | p95 wait (s) | p99 wait (s) |",
+            "| ---: | --- | ---: | ---: | ---: | ---: |",
         ]
-        for point in sweep_rows:
+        for n, point in enumerate(sweep_rows, start=1):
             lines.append(
-                f"| {point['label']} | {point['burst_cost_usd']:,.2f} | "
+                f"| {n} | {point['label']} | {point['burst_cost_usd']:,.2f} | "
+                f"{point['gpu_wait_mean_s']:,.1f} | "
                 f"{point['gpu_wait_p95_s']:,.1f} | {point['gpu_wait_p99_s']:,.1f} |"
             )
+        lines += _peer_lines(runs, sweep_rows)
     lines.append("")
     (directory / "report.md").write_text("\n".join(lines), encoding="utf-8")
     written.insert(0, directory / "report.md")
     return written
+
+
+def _dominates(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Lower or equal cost and mean wait, one of them strictly."""
+    ca, cb = float(a["burst_cost_usd"]), float(b["burst_cost_usd"])
+    wa, wb = float(a["gpu_wait_mean_s"]), float(b["gpu_wait_mean_s"])
+    return ca <= cb and wa <= wb and (ca < cb or wa < wb)
+
+
+def _peer_lines(
+    runs: Mapping[str, PolicyRun], sweep_rows: Sequence[Mapping[str, Any]]
+) -> list[str]:
+    """The peer policies' points and the sweep settings that dominate each."""
+    peers = [name for name in runs if name.split(" ", 1)[0] in PEER_POINTS]
+    if not peers:
+        return []
+    lines = [
+        "",
+        "Starburst's policies on the same axes (dominated: lower or equal cost and mean wait, "
+        "one strictly):",
+        "",
+        "| peer policy | burst cost (USD) | mean wait (s) | p99 wait (s) | dominated by (#) |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for name in peers:
+        m = runs[name].metrics
+        by = [f"#{n}" for n, r in enumerate(sweep_rows, start=1) if _dominates(r, m)]
+        lines.append(
+            f"| {name} | {m['burst_cost_usd']:,.2f} | {m['gpu_wait_mean_s']:,.1f} | "
+            f"{m['gpu_wait_p99_s']:,.1f} | {', '.join(by) or 'no sweep point'} |"
+        )
+    return lines

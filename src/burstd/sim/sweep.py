@@ -51,7 +51,10 @@ class Variant:
 
     @property
     def label(self) -> str:
-        return ", ".join(f"{_short(p)}={v}" for p, v in self.settings)
+        shorts = [_short(p) for p, _ in self.settings]
+        if len(set(shorts)) < len(shorts):  # two rules' same field: keep the full paths
+            shorts = [p for p, _ in self.settings]
+        return ", ".join(f"{s}={v}" for s, (_, v) in zip(shorts, self.settings, strict=True))
 
 
 def _short(path: str) -> str:

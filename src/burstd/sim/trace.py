@@ -56,6 +56,9 @@ GENERIC_COLUMNS = (
     "name",
 )
 BUNDLED_OPENB = "openb_pod_list_default.csv.gz"
+# How an openb pod list becomes pods: burstd's own reading, or the one of Starburst's reference
+# run (every GPU pod, run time from creation; see ``read_openb``).
+OPENB_CONVERSIONS = ("burstd", "starburst")
 # Messages about skipped rows are kept for the first few only: a broken file has thousands.
 _KEEP_MESSAGES = 20
 
@@ -116,6 +119,21 @@ class Trace:
 
     def gpu_equivalent(self, i: int) -> float:
         return self.gpus[i] + self.milli[i] / FULL_GPU_MILLI
+
+    def whole_gpus(self) -> Trace:
+        """A copy in which every share of a GPU asks for one whole GPU (``--whole-gpus``)."""
+        return Trace(
+            source=self.source,
+            submit=list(self.submit),
+            duration=list(self.duration),
+            gpus=[g if not m else 1 for g, m in zip(self.gpus, self.milli, strict=True)],
+            milli=[0] * len(self.milli),
+            profile=list(self.profile),
+            profiles=list(self.profiles),
+            names=list(self.names),
+            name_prefix=self.name_prefix,
+            meta={**self.meta, "whole_gpus": sum(1 for m in self.milli if m)},
+        )
 
     def sort(self) -> None:
         """Order pods by submit time, keeping file order among equal times."""
@@ -201,12 +219,17 @@ def bundled_openb_text() -> IO[str]:
     return io.StringIO(gzip.decompress(ref.read_bytes()).decode("utf-8"), newline="")
 
 
-def load_trace(path: str | Path | None = None, *, skip_bad_rows: bool = False) -> Trace:
+def load_trace(
+    path: str | Path | None = None, *, skip_bad_rows: bool = False, conversion: str = "burstd"
+) -> Trace:
     """The trace in ``path`` (openb CSV, generic CSV or JSON Lines, optionally gzipped), or the
-    bundled openb trace when ``path`` is None or ``"openb"``."""
+    bundled openb trace when ``path`` is None or ``"openb"``. ``conversion`` says how an openb
+    pod list is read (``OPENB_CONVERSIONS``, see ``read_openb``); other formats ignore it."""
     if path is None or str(path) == "openb":
         with bundled_openb_text() as f:
-            trace = read_openb(f, "openb (bundled)", skip_bad_rows=skip_bad_rows)
+            trace = read_openb(
+                f, "openb (bundled)", skip_bad_rows=skip_bad_rows, conversion=conversion
+            )
         trace.meta["trace"] = "openb_pod_list_default.csv (bundled)"
         return trace
     p = Path(path)
@@ -223,7 +246,7 @@ def load_trace(path: str | Path | None = None, *, skip_bad_rows: bool = False) -
             f.seek(0)
             columns = [c.strip() for c in head.strip().split(",")]
             if "num_gpu" in columns:
-                return read_openb(f, str(p), skip_bad_rows=skip_bad_rows)
+                return read_openb(f, str(p), skip_bad_rows=skip_bad_rows, conversion=conversion)
             return read_generic_csv(f, str(p), skip_bad_rows=skip_bad_rows)
     except UnicodeDecodeError as e:
         raise TraceError(f"{p}: not valid UTF-8 text ({e.reason})") from None
@@ -309,14 +332,22 @@ def _header(reader: Iterator[list[str]], source: str, required: Iterable[str]) -
 # openb ------------------------------------------------------------------------------------------
 
 
-def read_openb(f: IO[str], source: str, *, skip_bad_rows: bool = False) -> Trace:
+def read_openb(
+    f: IO[str], source: str, *, skip_bad_rows: bool = False, conversion: str = "burstd"
+) -> Trace:
     """Read an openb pod list.
 
-    A pod's arrival is its ``creation_time`` and its run time ``deletion_time -
-    scheduled_time`` (the trace's own scheduling delay is what the simulation replaces).
-    Skipped and counted in ``meta["skipped"]``: pods with no GPU (``cpu_only``) and pods the
-    original cluster never scheduled (no ``scheduled_time``: ``never_scheduled``).
+    ``conversion="burstd"``: a pod's arrival is its ``creation_time`` and its run time
+    ``deletion_time - scheduled_time`` (the trace's own scheduling delay is what the simulation
+    replaces). Skipped and counted in ``meta["skipped"]``: pods with no GPU (``cpu_only``) and
+    pods the original cluster never scheduled (no ``scheduled_time``: ``never_scheduled``).
+
+    ``conversion="starburst"``: as Starburst's reference run read it: every GPU pod, including
+    never-scheduled ones, runs ``deletion_time - creation_time`` from its ``creation_time``.
     """
+    if conversion not in OPENB_CONVERSIONS:
+        raise ValueError(f"unknown openb conversion {conversion!r}")
+    peer = conversion == "starburst"
     b = _Builder(source, skip_bad_rows)
     reader = csv.reader(f)
     cols = _header(
@@ -340,17 +371,20 @@ def read_openb(f: IO[str], source: str, *, skip_bad_rows: bool = False) -> Trace
             if num_gpu == 0:
                 b.skip("cpu_only")
                 continue
-            if not scheduled_text.strip():
+            if not scheduled_text.strip() and not peer:
                 b.skip("never_scheduled")
                 continue
             if not deleted_text.strip():
                 b.skip("never_deleted")
                 continue
-            scheduled = _seconds(scheduled_text, scheduled_at)
+            if peer:
+                scheduled, scheduled_name = created, "creation_time"
+            else:
+                scheduled, scheduled_name = _seconds(scheduled_text, scheduled_at), "scheduled_time"
             deleted = _seconds(deleted_text, deleted_at)
             if deleted < scheduled:
                 raise TraceError(
-                    f"{deleted_at}: {deleted:g} is before scheduled_time {scheduled:g}"
+                    f"{deleted_at}: {deleted:g} is before {scheduled_name} {scheduled:g}"
                 )
             if num_gpu == 1 and 0 < gpu_milli < FULL_GPU_MILLI:
                 gpus, milli = 0, gpu_milli
@@ -369,7 +403,9 @@ def read_openb(f: IO[str], source: str, *, skip_bad_rows: bool = False) -> Trace
             b.add(name, created, deleted - scheduled, gpus, milli, profile)
         except TraceError as e:
             b.bad(e)
-    return b.finish("openb")
+    trace = b.finish("openb")
+    trace.meta["conversion"] = conversion
+    return trace
 
 
 # Generic CSV and JSON Lines --------------------------------------------------------------------

@@ -7,11 +7,12 @@ same thing, so the simulator skips it, and runs the next periodic pass only when
 * something the planner reads changed since the last pass: a pod became (or stopped being)
   pending demand, a pod started or ended on a burst unit, a unit changed phase, the actuator
   acted (the simulator marks these as they happen); or
-* the time crossed one of the thresholds the planner compares ``now`` with. They are listed here
-  from ``burstd.plan.planner`` and ``burstd.rules.engine``: ready deadlines, the ready settle
-  window, idle/validation/max-wait timers, cooldowns, target backoffs, ``for``/``older_than`` of
-  pending triggers, and schedule windows opening and closing; each only where the planner's
-  branch for the unit's phase (or the presence of pending demand) reads it.
+* the time crossed one of the thresholds the planner compares ``now`` with. The triggers' own
+  (``for``/``older_than`` of pending triggers, schedule windows opening and closing) come with
+  the plan as ``Plan.wake_at``, which the daemon's loop honours too; the planner's unit and
+  rule timers are listed here from ``burstd.plan.planner``: ready deadlines, the ready settle
+  window, idle/validation/max-wait timers, cooldowns, target backoffs; each only where the
+  planner's branch for the unit's phase (or the presence of pending demand) reads it.
 
 Utilization triggers read metric samples that change at every pass, so a rules file with one
 runs every periodic pass. The list must follow the planner: ``tests/sim/test_equivalence.py``
@@ -21,22 +22,14 @@ if a threshold is missing here.
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
-from functools import lru_cache
-from zoneinfo import ZoneInfo
+from collections.abc import Container, Iterable, Iterator
 
-from apscheduler.triggers.cron import CronTrigger
-
-from burstd.model import Pod, Unit, UnitPhase
+from burstd.model import Unit, UnitPhase
 from burstd.model.units import RuleHistory, TargetStatus
 from burstd.plan.planner import READY_SETTLE_S
 from burstd.rules.types import (
     DrainMode,
-    OldestPendingTrigger,
-    PendingTrigger,
     RuleSet,
-    ScheduleTrigger,
     UtilizationTrigger,
 )
 
@@ -45,62 +38,25 @@ def has_utilization(ruleset: RuleSet) -> bool:
     return any(isinstance(t, UtilizationTrigger) for r in ruleset.rules for t in r.triggers)
 
 
-@lru_cache(maxsize=64)
-def _cron(expr: str, timezone: str) -> CronTrigger:
-    return CronTrigger.from_crontab(expr, timezone=ZoneInfo(timezone))
-
-
-def _cron_edges(t: ScheduleTrigger, now: float) -> Iterator[float]:
-    """Openings and closings of the schedule window around ``now``."""
-    cron = _cron(t.cron, t.timezone)
-    at = datetime.fromtimestamp(now, tz=UTC)
-    for since in (at - timedelta(seconds=t.duration), at + timedelta(milliseconds=1)):
-        opened = cron.get_next_fire_time(None, since)
-        if opened is not None:
-            start = opened.timestamp()
-            yield start
-            yield start + t.duration
-
-
 class Thresholds:
     """The time thresholds of one rules file, precomputed per rule."""
 
     def __init__(self, ruleset: RuleSet) -> None:
         self.ruleset = ruleset
         self.rules = {r.name: r for r in ruleset.rules}
-        self.waits: dict[str, tuple[float, ...]] = {}
-        self.schedules: list[ScheduleTrigger] = []
-        for rule in ruleset.rules:
-            waits: set[float] = set()
-            for t in rule.triggers:
-                if isinstance(t, PendingTrigger):
-                    waits.add(t.for_s)
-                elif isinstance(t, OldestPendingTrigger):
-                    waits.add(t.older_than)
-                elif isinstance(t, ScheduleTrigger):
-                    self.schedules.append(t)
-            self.waits[rule.name] = tuple(sorted(waits))
-
-    def waits_for(self, pod: Pod) -> tuple[float, ...]:
-        """The waits that matter for a pending pod: those of the rule that serves it (the first
-        that matches, as in ``burstd.rules.engine.assign``)."""
-        for rule in self.ruleset.rules:
-            if rule.match.matches(pod):
-                return self.waits[rule.name]
-        return ()
 
     def candidates(
         self,
         units: Iterable[Unit],
         targets: dict[str, TargetStatus],
         history: dict[str, RuleHistory],
-        demand: Sequence[tuple[float, tuple[float, ...]]],
+        demand: bool,
         busy_nodes: Container[str],
         now: float,
     ) -> Iterator[float]:
         """Times at which a comparison with ``now`` in the planner may flip, following its
         branches: only thresholds a decision can depend on in the units' current phases.
-        ``demand`` holds each pending pod's ``pending_since`` and ``waits_for``."""
+        ``demand``: some pod is pending."""
         ruleset = self.ruleset
         idle_ready = False
         for u in units:
@@ -139,8 +95,3 @@ class Thresholds:
         if demand:
             for status in targets.values():
                 yield status.backoff_until
-            for since, waits in demand:
-                for w in waits:
-                    yield since + w
-        for t in self.schedules:
-            yield from _cron_edges(t, now)

@@ -4,23 +4,32 @@
 GPUs and the nodes that offer them in full, and for other pods only a slim record while they
 run on a node it holds (a unit running any pod is busy). ``apply`` says whether an event
 should wake the control loop: new demand, a unit's node becoming usable or going, a pod
-leaving a unit, the view becoming synced. Everything else waits for the periodic pass.
+leaving a unit, the view becoming synced, new metric samples, a metric going missing or
+coming back. Everything else waits for the periodic pass.
+
+Metrics are held per query: the latest samples, and for a query without data the
+``StaleSignal`` saying since when. Stale notices are kept (the last ``max_notices``) for the
+alerts layer and status to read.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 
-from burstd.model import Node, Pod, Snapshot
+from burstd.model import Node, Pod, Sample, Snapshot, StaleSignal
 from burstd.model.events import (
     NODES,
     PODS,
     Desynced,
     Event,
+    MetricMissing,
+    MetricSamples,
     NodeDeleted,
     NodeUpserted,
     PodDeleted,
     PodUpserted,
+    SignalStaleNotice,
     Synced,
 )
 
@@ -32,9 +41,13 @@ class ClusterState:
     and nodes). Not thread-safe; meant for one event loop.
     """
 
-    def __init__(self, kinds: Iterable[str] = (PODS, NODES)) -> None:
+    def __init__(self, kinds: Iterable[str] = (PODS, NODES), *, max_notices: int = 100) -> None:
         self._pods: dict[str, Pod] = {}
         self._nodes: dict[str, Node] = {}
+        self._metrics: dict[str, tuple[Sample, ...]] = {}
+        self._stale: dict[str, StaleSignal] = {}
+        self.notices: deque[SignalStaleNotice] = deque(maxlen=max_notices)
+        """Stale-signal notices raised so far, oldest first, for alerts to route."""
         self._synced = dict.fromkeys(kinds, False)
         self._cached: Snapshot | None = None
         self.events_applied = 0
@@ -57,6 +70,15 @@ class ClusterState:
     def nodes(self) -> dict[str, Node]:
         return self._nodes
 
+    @property
+    def stale(self) -> dict[str, StaleSignal]:
+        """Queries without usable data right now, and since when."""
+        return self._stale
+
+    @property
+    def metrics(self) -> dict[str, tuple[Sample, ...]]:
+        return self._metrics
+
     def snapshot(self, now: float) -> Snapshot:
         """Pods that request GPUs, other pods running on held nodes, the held nodes.
 
@@ -66,7 +88,11 @@ class ClusterState:
         if self._cached is None:
             pods = tuple(p for p in self._pods.values() if p.gpu.is_gpu or p.node in self._nodes)
             self._cached = Snapshot(
-                pods=pods, nodes=tuple(self._nodes.values()), synced=self.synced
+                pods=pods,
+                nodes=tuple(self._nodes.values()),
+                metrics=dict(self._metrics),
+                stale=dict(self._stale),
+                synced=self.synced,
             )
         return self._cached
 
@@ -95,6 +121,21 @@ class ClusterState:
                     self._dirty()
                 if kind in self._synced:
                     self._synced[kind] = False
+                return False
+            case MetricSamples(query=query, samples=samples):
+                self._metrics[query] = samples
+                self._stale.pop(query, None)
+                self._dirty()
+                return True
+            case MetricMissing(query=query, at=at, reason=reason):
+                old = self._stale.get(query)
+                self._stale[query] = StaleSignal(
+                    since=old.since if old is not None else at, reason=reason
+                )
+                self._dirty()
+                return old is None
+            case SignalStaleNotice():
+                self.notices.append(event)
                 return False
         return False  # pragma: no cover - the match is exhaustive
 

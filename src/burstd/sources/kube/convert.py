@@ -14,10 +14,8 @@ own model constraints are not demand.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from burstd.model import (
@@ -25,6 +23,7 @@ from burstd.model import (
     GPU_RESOURCE,
     MIG_RESOURCE_PREFIX,
     NEVER_EVICT_ANNOTATION,
+    RUNTIME_ANNOTATION,
     UNIT_LABEL,
     GpuRequest,
     Node,
@@ -32,40 +31,11 @@ from burstd.model import (
     PodPhase,
     Taint,
 )
+from burstd.model.durations import parse_duration
+from burstd.model.quantity import parse_quantity
 
-_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DECIMAL = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
-_QUANTITY = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|([a-zA-Z]*))")
 _PHASES = {p.value: p for p in PodPhase}
 _TERMINAL = frozenset({"Succeeded", "Failed"})
-
-
-def parse_quantity(value: object) -> Decimal | None:
-    """A Kubernetes resource quantity (``2``, ``"500m"``, ``"1Gi"``, ``"1e3"``) as a number,
-    or ``None`` when it is not one."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return Decimal(str(value))
-    if not isinstance(value, str):
-        return None
-    m = _QUANTITY.fullmatch(value.strip())
-    if m is None:
-        return None
-    number, exponent, suffix = m.groups()
-    try:
-        base = Decimal(number)
-        if exponent:
-            return base * Decimal(10) ** int(exponent[1:])
-    except (InvalidOperation, ValueError):
-        return None
-    if suffix == "m":
-        return base / 1000
-    if suffix in _BINARY:
-        return base * _BINARY[suffix]
-    if suffix in _DECIMAL:
-        return base * _DECIMAL[suffix]
-    return None
 
 
 def _count(value: object) -> int:
@@ -253,8 +223,25 @@ def pod_from_raw(obj: Mapping[str, Any]) -> Pod | None:
         priority_class=str(spec.get("priorityClassName") or ""),
         qos=str(status.get("qosClass") or ""),
         pending_since=since if demand else None,
+        declared_runtime=declared_runtime(spec, annotations),
         **common,
     )
+
+
+def declared_runtime(spec: Mapping[str, Any], annotations: Mapping[str, Any]) -> float | None:
+    """The run time a pod declares, for cost-aware waits: the ``RUNTIME_ANNOTATION`` (a
+    duration), else ``activeDeadlineSeconds``; None when neither is there or valid (a bad
+    annotation is ignored, as kubelet ignores what it does not know)."""
+    text = annotations.get(RUNTIME_ANNOTATION)
+    if isinstance(text, str):
+        try:
+            return parse_duration(text)
+        except ValueError:
+            pass
+    deadline = spec.get("activeDeadlineSeconds")
+    if isinstance(deadline, int | float) and not isinstance(deadline, bool) and deadline > 0:
+        return float(deadline)
+    return None
 
 
 def _resources(values: object) -> dict[str, int]:

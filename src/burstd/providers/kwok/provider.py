@@ -49,7 +49,15 @@ from burstd.model import (
     TARGET_LABEL,
     UNIT_LABEL,
 )
-from burstd.providers.base import NotReadyError, ProviderError, ProvisionedUnit, UnitSpec
+from burstd.providers.base import (
+    NotReadyError,
+    ProviderContext,
+    ProviderError,
+    ProvisionedUnit,
+    UnitSpec,
+)
+from burstd.providers.kwok import capacity as kwok_capacity
+from burstd.providers.kwok import taints as kwok_taints
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +67,6 @@ RULE_ANNOTATION = "burstd.io/rule"
 GPUS_ANNOTATION = "burstd.io/gpus"
 
 _STARTUP_TAINTS = frozenset({"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})
-
-DEFAULT_CAPACITY = {"cpu": "32", "memory": "256Gi", "pods": "110", "ephemeral-storage": "100Gi"}
 
 
 class ApiStatusError(ProviderError):
@@ -156,30 +162,13 @@ class KwokProvider:
                 GPUS_ANNOTATION: str(spec.gpus),
             }
         )
-        capacity = dict(DEFAULT_CAPACITY)
-        for key, field in (
-            ("cpu", "cpu"),
-            ("memory", "memory"),
-            ("pods", "pods"),
-            ("ephemeral-storage", "ephemeral_storage"),
-        ):
-            if field in t:
-                capacity[key] = str(t[field])
-        capacity.update({str(k): str(v) for k, v in (t.get("resources") or {}).items()})
+        capacity = kwok_capacity(t)
         if spec.mig:
             for profile, n in spec.mig.items():
                 capacity[f"{MIG_RESOURCE_PREFIX}{profile}"] = str(n)
         else:
             capacity[GPU_RESOURCE] = str(spec.gpus)
-        taints = [
-            {
-                "key": str(x["key"]),
-                "value": str(x.get("value", "")),
-                "effect": str(x.get("effect", "NoSchedule")),
-            }
-            for x in (t.get("taints") or [])
-            if isinstance(x, Mapping) and "key" in x
-        ]
+        taints = [{"key": x.key, "value": x.value, "effect": x.effect} for x in kwok_taints(t)]
         body: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Node",
@@ -399,3 +388,8 @@ class KwokProvider:
             for node in data.get("items") or []
             if not (node.get("metadata") or {}).get("deletionTimestamp")
         ]
+
+
+def from_context(ctx: ProviderContext) -> KwokProvider:
+    """The kind's factory (see ``providers/registry.py``)."""
+    return KwokProvider(ctx.api, ctx.target, ctx.params)
