@@ -122,6 +122,10 @@ MATRIX = [
     ("patch", "nodes", "", True),
     ("delete", "nodes", "", True),
     ("create", "pods --subresource=eviction", "team-a", True),
+    ("create", "resourceslices.authentication.liqo.io", "liqo-tenant-donor", True),
+    ("delete", "resourceslices.authentication.liqo.io", "liqo-tenant-donor", True),
+    ("get", "virtualnodes.offloading.liqo.io", "liqo-tenant-donor", True),
+    ("list", "foreignclusters.core.liqo.io", "", True),
     ("create", "leases.coordination.k8s.io", "burstd", True),
     ("update", "leases.coordination.k8s.io/burstd-leader", "burstd", True),
     ("create", "configmaps", "burstd", True),
@@ -142,6 +146,9 @@ MATRIX = [
     ("escalate", "clusterroles", "", False),
     ("create", "serviceaccounts/token", "burstd", False),
     ("create", "deployments.apps", "burstd", False),
+    ("update", "resourceslices.authentication.liqo.io", "liqo-tenant-donor", False),
+    ("delete", "virtualnodes.offloading.liqo.io", "liqo-tenant-donor", False),
+    ("delete", "foreignclusters.core.liqo.io", "", False),
 ]
 
 
@@ -278,6 +285,8 @@ async def test_the_service_account_cannot_touch_nodes_it_does_not_own(
     managed = {"app.kubernetes.io/managed-by": "burstd", "burstd.io/target": target}
     foreign = f"{target}-foreign"
     own = f"{target}-own"
+    liqo = f"{target}-liqo"
+    target_label = {"burstd.io/target": target}
     await kube.raw(
         kube.core.create_node,
         {"metadata": {"name": foreign, "labels": {"burstd.io/target": target}}},
@@ -301,6 +310,18 @@ async def test_the_service_account_cannot_touch_nodes_it_does_not_own(
         with pytest.raises(RuntimeError, match=DENIED):
             await sa.raw(sa.core.patch_node, own, release)
         await sa.raw(sa.core.delete_node, own)
+        # A Liqo virtual node (made by Liqo for burstd's slice) may be labelled as burstd's.
+        await kube.raw(
+            kube.core.create_node,
+            {
+                "metadata": {
+                    "name": liqo,
+                    "labels": {"liqo.io/type": "virtual-node", **target_label},
+                }
+            },
+        )
+        await sa.raw(sa.core.patch_node, liqo, take)
+        await sa.raw(sa.core.delete_node, liqo)
     [left] = await kube.nodes(f"burstd.io/target={target}")
     assert left["metadata"]["name"] == foreign
     assert not left.get("spec", {}).get("unschedulable")
