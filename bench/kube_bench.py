@@ -339,7 +339,7 @@ import asyncio, sys
 from pathlib import Path
 from burstd.app import App, Settings, configure_logging
 configure_logging("json", "info")
-asyncio.run(App(Settings(config=Path(sys.argv[1]), kubeconfig=sys.argv[2])).run())
+asyncio.run(App(Settings(config=Path(sys.argv[1]), kubeconfig=sys.argv[2], memory="none")).run())
 """
 
 
@@ -349,7 +349,7 @@ def start_burstd(
     if entry == "cli":
         burstd = Path(sys.executable).with_name("burstd")
         argv = [str(burstd), "run", "--config", str(rules), "--kubeconfig", kubeconfig]
-        argv += ["--log-format", "json"]
+        argv += ["--log-format", "json", "--memory", "none"]
     else:
         argv = [sys.executable, "-c", APP_ONLY, str(rules), kubeconfig]
     with log_path.open("wb") as out:

@@ -29,6 +29,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import sys
 import time
 from collections import deque
@@ -37,8 +38,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from burstd import faults
 from burstd.actuate.actuator import Actuator, Applied
 from burstd.actuate.driver import AsyncDriver, RetryPolicy
+from burstd.actuate.memory import (
+    FileStore,
+    Memory,
+    MemoryStore,
+    MemoryUnreadable,
+    Store,
+    decode,
+    encode,
+)
 from burstd.api.ops import ApiSettings, Ops
 from burstd.control.loop import Controller
 from burstd.control.trigger import Trigger
@@ -55,6 +66,8 @@ from burstd.providers.registry import factories
 from burstd.rules.loader import RulesError, load_rules
 from burstd.rules.types import RuleSet, Target, UtilizationTrigger
 from burstd.sources.kube.client import connect
+from burstd.sources.kube.lease import LeaderElector, LeaseSettings
+from burstd.sources.kube.objects import ConfigMapStore
 from burstd.sources.kube.source import KubeSource
 from burstd.sources.kube.watch import WatchSettings
 from burstd.sources.nvml import NvmlSource, is_nvml_query
@@ -63,6 +76,8 @@ from burstd.state.clock import Clock
 from burstd.state.cluster import ClusterState
 
 log = logging.getLogger("burstd")
+
+MEMORY_WRITE_TIMEOUT = 10.0
 
 
 def default_state_dir() -> Path:
@@ -108,6 +123,17 @@ class Settings:
     """Where utilization triggers' queries are evaluated; without it they have no data."""
     nvml: bool = False
     """Read ``nvml:`` queries from the local GPUs (a single GPU host)."""
+    leader_election: LeaseSettings | None = None
+    """Run as one of several replicas: only the holder of this Lease plans and acts."""
+    memory: str = "file"
+    """Where burstd keeps its memory (cooldowns, backoffs, unit timers) across restarts:
+    ``file`` (``memory.json`` in ``state_dir``), ``configmap:NAMESPACE/NAME``, or ``none``."""
+    memory_check: float = 0.5
+    """Seconds between checks whether the memory changed and must be written."""
+    fault_point: str | None = None
+    """Tests only: a fault point of ``burstd.faults`` to trigger (inert when ``None``)."""
+    fault_action: faults.Action = "kill"
+    fault_mark: Path | None = None
 
 
 def metric_queries(ruleset: RuleSet) -> list[MetricQuery]:
@@ -153,7 +179,9 @@ class App:
         self.state = ClusterState()
         self.trigger = Trigger(self.clock, lambda: self.rules.loop)
         self.providers: dict[str, Provider] = {}
-        self.driver = AsyncDriver(self._provider_for, self.clock, retry=settings.retry)
+        self.driver = AsyncDriver(
+            self._provider_for, self.clock, retry=settings.retry, before_create=self.flush_memory
+        )
         self.actuator = Actuator(self.driver, new_id=unique_ids(lambda: self.actuator.units))
         self.driver.bind(self.actuator)
         self.actuator.listeners.append(self._applied)
@@ -168,6 +196,15 @@ class App:
         self.ops = Ops(self, settings.api)
         self.actuator.listeners.append(self.ops.applied)
         self._api: Any = None
+        self.elector: LeaderElector | None = None
+        self.memory_store: Store | None = None
+        self.memory_writes = 0
+        self.memory_errors = 0
+        self.lost_leadership = False
+        self._memory_text: str | None = None
+        self._memory_poke = asyncio.Event()
+        self._memory_lock = asyncio.Lock()
+        self._stop_grace = settings.grace_period
         self._stop = asyncio.Event()
         self._hup = asyncio.Event()
         self._synced = asyncio.Event()
@@ -184,6 +221,11 @@ class App:
     def request_reload(self) -> None:
         """Reload the rules file (what SIGHUP does)."""
         self._hup.set()
+
+    @property
+    def leading(self) -> bool:
+        """This replica plans and acts (always, without leader election)."""
+        return self.elector is None or self.elector.leading.is_set()
 
     async def wait_planning(self) -> None:
         """Return once units are adopted and planning has started."""
@@ -265,7 +307,14 @@ class App:
         self._api = await connect(self.settings.kubeconfig)
         loop = asyncio.get_running_loop()
         signals: list[signal.Signals] = []
+        if self.settings.fault_point is not None:
+            faults.arm(
+                self.settings.fault_point, self.settings.fault_action, self.settings.fault_mark
+            )
         try:
+            self.memory_store = self._memory_store()
+            if self.settings.leader_election is not None:
+                self.elector = LeaderElector(self._api, _identity(), self.settings.leader_election)
             self._build_providers(self.rules)
             self.source = KubeSource(self._api, self._on_event, self.settings.watch)
             signal_sources = self._signals()
@@ -295,6 +344,9 @@ class App:
                 daemons.append(tg.create_task(self._reloader(), name="rules"))
                 daemons.append(tg.create_task(self._sweep(), name="adopt"))
                 daemons.append(tg.create_task(self.ops.run(), name="ops"))
+                daemons.append(tg.create_task(self._memory_writer(), name="memory"))
+                if self.elector is not None:
+                    daemons.append(tg.create_task(self._leadership(), name="lease"))
                 control = tg.create_task(self._control(), name="control")
                 tg.create_task(self._stopper(control, daemons), name="stop")
         finally:
@@ -358,7 +410,9 @@ class App:
         control.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await control
-        await self.driver.shutdown(self.settings.grace_period)
+        await self.driver.shutdown(min(self.settings.grace_period, self._stop_grace))
+        if self.elector is not None and not self.lost_leadership:
+            await self.elector.release()
         for t in daemons:
             t.cancel()
 
@@ -367,7 +421,11 @@ class App:
     async def _control(self) -> None:
         await self._synced.wait()
         log.info("cluster view synced", extra={"event": "synced"})
+        if self.elector is not None:
+            await self.elector.leading.wait()
+        remembered = await self._read_memory()
         await self._adopt()
+        self._restore(remembered)
         self._planning.set()
         self.trigger.run_now()
         while True:
@@ -380,6 +438,7 @@ class App:
         self.trigger.wake_at(result.wake_at)
         self.passes += 1
         self.ops.passed(now, result)
+        self._memory_poke.set()
         if log.isEnabledFor(logging.DEBUG):
             for d in result.decisions:
                 if isinstance(d, NoOp):
@@ -471,6 +530,123 @@ class App:
             node=pu.node if ready else None,
         )
 
+    # Durable memory and leadership -------------------------------------------------------
+
+    def _memory_store(self) -> Store:
+        where = self.settings.memory
+        if where == "none":
+            return MemoryStore()
+        if where == "file":
+            return FileStore(self.settings.state_dir / "memory.json")
+        namespace, _, name = where.removeprefix("configmap:").partition("/")
+        return ConfigMapStore(self._api, namespace, name)
+
+    async def _read_memory(self) -> str | None:
+        """The stored memory's text ("" when nothing was ever stored), or ``None`` when it
+        cannot be read; retried while the store cannot be reached, as adoption is."""
+        assert self.memory_store is not None
+        while True:
+            try:
+                text = await self.memory_store.read()
+                return "" if text is None else text
+            except MemoryUnreadable as e:
+                self._memory_problem(f"{self.memory_store}: {e}")
+                return None
+            except Exception as e:
+                log.warning(
+                    "cannot read the memory from %s (%s: %s); retrying",
+                    self.memory_store,
+                    type(e).__name__,
+                    e,
+                    extra={"event": "memory_error"},
+                )
+                await asyncio.sleep(self.settings.adopt_retry)
+
+    def _restore(self, text: str | None) -> None:
+        memory = None
+        if text:
+            try:
+                memory = decode(text)
+            except MemoryUnreadable as e:
+                self._memory_problem(f"{self.memory_store}: {e}")
+        elif text == "":
+            log.info(
+                "no memory stored yet in %s", self.memory_store, extra={"event": "memory_empty"}
+            )
+            memory = Memory()
+        said = self.actuator.restore(memory, (r.name for r in self.rules.rules), self.clock.now())
+        self._memory_text = text or None
+        log.info(
+            "memory restored from %s: %d note(s)",
+            self.memory_store,
+            len(said),
+            extra={"event": "memory_restored", "notes": said},
+        )
+
+    def _memory_problem(self, why: str) -> None:
+        self.memory_errors += 1
+        log.error(
+            "memory is unreadable (%s); carrying on cautiously: every cooldown in force, "
+            "no release before a fresh idle period",
+            why,
+            extra={"event": "memory_unreadable", "error": why},
+        )
+
+    async def _memory_writer(self) -> None:
+        """Write the memory whenever it changed: after each pass and as provider calls end."""
+        await self._planning.wait()
+        failures = 0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._memory_poke.wait(), self.settings.memory_check)
+            self._memory_poke.clear()
+            if await self.flush_memory():
+                failures = 0
+            else:
+                failures += 1
+                await asyncio.sleep(min(30.0, 0.5 * 2.0 ** min(failures, 6)))
+
+    async def flush_memory(self) -> bool:
+        """Write the memory if it changed since the last write; whether it is durable now.
+        Never raises: a store that cannot be reached is logged and tried again later."""
+        store = self.memory_store
+        if store is None or not self.leading or not self._planning.is_set():
+            return True
+        async with self._memory_lock:
+            text = encode(self.actuator.memory(self.clock.now()))
+            if text == self._memory_text:
+                return True
+            try:
+                await asyncio.wait_for(store.write(text), MEMORY_WRITE_TIMEOUT)
+            except Exception as e:
+                self.memory_errors += 1
+                log.warning(
+                    "cannot write the memory to %s (%s: %s)",
+                    store,
+                    type(e).__name__,
+                    e,
+                    extra={"event": "memory_error"},
+                )
+                return False
+            self._memory_text = text
+            self.memory_writes += 1
+        if self.actuator.units:
+            faults.hit(faults.MEMORY_WRITTEN)
+        return True
+
+    async def _leadership(self) -> None:
+        """Hold the lease; once it is lost, stop: a leader that cannot renew must not act
+        while another may. Provider calls in flight get what is left of the lease to finish
+        (``lease_duration - renew_deadline``, less one retry), then are cancelled; the
+        restarted process (systemd ``Restart=``, the Deployment) comes back as a follower and
+        adopts afresh if it leads again — as kube-controller-manager does."""
+        assert self.elector is not None
+        await self.elector.run()
+        self.lost_leadership = True
+        s = self.elector.settings
+        self._stop_grace = max(0.0, s.lease_duration - s.renew_deadline - s.retry_period)
+        self.stop()
+
     # Rules reload -------------------------------------------------------------------------
 
     async def _reloader(self) -> None:
@@ -524,6 +700,13 @@ class App:
         )
         self.trigger.run_now()
         return True
+
+
+def _identity() -> str:
+    """A replica's name in the Lease: the pod's (or host's) name and a random suffix, so two
+    processes on one host never share an identity."""
+    host = os.environ.get("POD_NAME") or socket.gethostname()
+    return f"{host}_{secrets.token_hex(4)}"
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:

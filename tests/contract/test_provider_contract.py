@@ -1,9 +1,11 @@
 """One contract suite over every provider (providers/base.py says what each method promises).
 
-The fake runs always; the kwok provider runs against the real control plane, the Liqo provider
-against two (a donor and the Liqo emulator, ``kube-testenv up --donor``) (marker
-``integration``). The same assertions hold for the fake the simulator and tests lean on and for
-the providers users run; a new provider joins by adding a case to ``factory``.
+The fake runs always; the kwok and InterLink providers run against the real control plane, the
+Liqo provider against two (a donor and the Liqo emulator, ``kube-testenv up --donor``) (marker
+``integration``; InterLink's site virtual kubelet and Liqo's controllers are emulated by
+``burstd.testing``, the parts that cannot run here). The same assertions hold for the fake the
+simulator and tests lean on and for the providers users run; a new provider joins by adding a
+case to ``factory``.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ import pytest
 from burstd.model import MANAGED_BY, MANAGED_BY_LABEL, UNIT_LABEL
 from burstd.providers.base import CapacityError, Provider, UnitSpec
 from burstd.providers.fake import FakeProvider
+from burstd.providers.interlink.provider import InterLinkProvider
 from burstd.providers.kwok.provider import KwokProvider
 from tests.conftest import MANAGED
 from tests.integration import liqo
+from tests.integration.interlink import emulated, params_nodes, site
 from tests.integration.kube import Kube
 
 TARGET = f"contract{secrets.token_hex(3)}"
@@ -56,11 +60,30 @@ def liqo_provider(kubeconfig: Path) -> ProviderFactory:
     return make
 
 
+def interlink_provider(kubeconfig: Path) -> ProviderFactory:
+    """Two virtual nodes of an emulated HPC site (one the site runs, one burstd scales)."""
+
+    @asynccontextmanager
+    async def make() -> AsyncIterator[Provider]:
+        async with Kube(kubeconfig) as kube:
+            namespace = await kube.create_namespace("il")
+            s = site(TARGET, namespace, static=1, scaled=1, gpus=4)
+            try:
+                async with emulated(kube, s):
+                    params = {"nodes": params_nodes(s), "poll_interval": 0.1}
+                    yield InterLinkProvider(kube.api, TARGET, params)
+            finally:
+                await kube.delete_namespace(namespace)
+
+    return make
+
+
 @pytest.fixture(
     params=[
         pytest.param("fake", id="fake"),
         pytest.param("kwok", id="kwok", marks=pytest.mark.integration),
         pytest.param("liqo", id="liqo", marks=pytest.mark.integration),
+        pytest.param("interlink", id="interlink", marks=pytest.mark.integration),
     ]
 )
 def factory(request: pytest.FixtureRequest) -> ProviderFactory:
@@ -69,6 +92,8 @@ def factory(request: pytest.FixtureRequest) -> ProviderFactory:
     if request.param == "liqo":
         request.getfixturevalue("donor")
         return liqo_provider(request.getfixturevalue("kubeconfig"))
+    if request.param == "interlink":
+        return interlink_provider(request.getfixturevalue("kubeconfig"))
     return fake_provider
 
 

@@ -279,6 +279,7 @@ async def burstd_in_process(
         retry=RetryPolicy(base=0.2, max_delay=2.0),
         adopt_retry=0.5,
         prometheus=prometheus,
+        memory="none",
     )
     app = App(replace(defaults, **settings), clock=clock)
     task = asyncio.create_task(app.run(), name="burstd")

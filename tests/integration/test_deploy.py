@@ -81,6 +81,9 @@ def installed(kubeconfig: Path) -> None:
     """The Namespace, ServiceAccount and RBAC applied for real (the rest is only dry-run)."""
     kubectl("apply", "-f", "-", stdin=SERVICEMONITOR_CRD)
     kubectl("wait", "--for=condition=Established", "crd/servicemonitors.monitoring.coreos.com")
+    # The Liqo provider's kinds, so can-i resolves them (the project ships their CRDs).
+    kubectl("apply", "-f", str(REPO / "deploy" / "liqo-crds"))
+    kubectl("wait", "--for=condition=Established", "crd", "--all")
     for name in ("00-namespace.yaml", "01-serviceaccount.yaml", "02-rbac.yaml"):
         kubectl("apply", "-f", str(MANIFESTS / name))
 
@@ -127,7 +130,7 @@ MATRIX = [
     ("get", "virtualnodes.offloading.liqo.io", "liqo-tenant-donor", True),
     ("list", "foreignclusters.core.liqo.io", "", True),
     ("create", "leases.coordination.k8s.io", "burstd", True),
-    ("update", "leases.coordination.k8s.io/burstd-leader", "burstd", True),
+    ("update", "leases.coordination.k8s.io/burstd", "burstd", True),
     ("create", "configmaps", "burstd", True),
     ("update", "configmaps/burstd-memory", "burstd", True),
     # ...and what it may not.

@@ -45,7 +45,7 @@ def config(tmp_path: Path) -> Path:
 def app(config: Path) -> App:
     fake = held_fake()
     a = App(
-        Settings(config=config, handle_signals=False),
+        Settings(config=config, handle_signals=False, memory="none"),
         clock=ManualClock(5000.0),
         providers={"kwok": lambda ctx: fake},
     )

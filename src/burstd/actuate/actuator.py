@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from burstd import faults
+from burstd.actuate.memory import Memory, UnitMemory
 from burstd.model import (
     Abandon,
     Cordon,
@@ -128,6 +130,66 @@ class Actuator:
         for unit in units:
             self._units.setdefault(unit.id, unit)
 
+    # Durable memory ----------------------------------------------------------------------
+
+    def memory(self, now: float) -> Memory:
+        """What the planner reads besides the cluster, for the daemon to keep across a restart."""
+        return Memory(
+            rules=dict(self._history),
+            targets=dict(self._targets),
+            units={
+                uid: UnitMemory(
+                    phase=u.phase,
+                    phase_since=u.phase_since,
+                    requested_at=u.requested_at,
+                    ready_at=u.ready_at,
+                    last_busy_at=self._seen_running.get(uid, u.last_busy_at)
+                    if uid in self._running
+                    else u.last_busy_at,
+                )
+                for uid, u in self._units.items()
+                if u.phase.alive
+            },
+            written_at=now,
+        )
+
+    def restore(self, memory: Memory | None, rules: Iterable[str], now: float) -> list[str]:
+        """Carry on from ``memory`` after adopting what the cluster holds; return what was
+        restored, for the log.
+
+        Cooldowns and backoffs come back as they were. An adopted unit takes its remembered
+        timers where the cluster agrees with the memory (same phase: idle since, drain begun
+        at, requested at — so deadlines and ``max_wait`` count from the real start). Where they
+        disagree the cluster wins and the timers start afresh, which can only delay a
+        release. ``memory`` ``None`` means it could not be read: every rule in ``rules`` is
+        then treated as having just scaled, so no cooldown a crash may have hidden is skipped.
+        Either way a rule's last scale-up is at least the creation of its newest adopted unit:
+        memory written a moment too late still cannot let a restart scale up inside the
+        cooldown of the burst that made it.
+        """
+        said: list[str] = []
+        if memory is None:
+            for rule in rules:
+                self._history[rule] = RuleHistory(last_scale_up_at=now, last_scale_down_at=now)
+            said.append("memory unreadable: every cooldown in force from now")
+        else:
+            self._history.update(memory.rules)
+            self._targets.update(memory.targets)
+            for uid, remembered in memory.units.items():
+                unit = self._units.get(uid)
+                if unit is None:
+                    continue
+                restored = _restored(unit, remembered)
+                if restored is not unit:
+                    self._units[uid] = restored
+                    said.append(f"{uid}: {restored.phase} since {restored.phase_since:.0f}")
+        for unit in self._units.values():
+            if unit.phase.alive and unit.requested_at:
+                h = self._history.get(unit.rule, RuleHistory())
+                if h.last_scale_up_at is None or h.last_scale_up_at < unit.requested_at:
+                    self._history[unit.rule] = replace(h, last_scale_up_at=unit.requested_at)
+        return said
+
     # Acting ----------------------------------------------------------------------------
 
     def execute(self, plan: Plan, ruleset: RuleSet, now: float) -> list[Applied]:
@@ -165,6 +227,7 @@ class Actuator:
                     self._call(unit.id, self._driver.uncordon, unit, target)
             case Drain():
                 self._units[unit.id] = unit.moved(UnitPhase.DRAINING, now)
+                faults.hit(faults.DRAINING)
             case Evict():
                 self._busy.add(unit.id)
                 self._driver.evict(unit, target, d.pods)
@@ -271,3 +334,27 @@ class Actuator:
         unit = self._units.pop(uid, None)
         if unit is not None and unit.ready_at is not None:
             self.released_total += 1
+
+
+def _restored(unit: Unit, remembered: UnitMemory) -> Unit:
+    """``unit`` as adopted (its phase read from the cluster) with the remembered timers, where
+    the two agree."""
+    requested_at = min(unit.requested_at or remembered.requested_at, remembered.requested_at)
+    if remembered.phase is unit.phase or (
+        remembered.phase is UnitPhase.DRAINING and unit.phase is UnitPhase.CORDONED
+    ):
+        return replace(
+            unit,
+            phase=remembered.phase,
+            phase_since=remembered.phase_since,
+            requested_at=requested_at,
+            ready_at=remembered.ready_at if remembered.ready_at is not None else unit.ready_at,
+            last_busy_at=remembered.last_busy_at
+            if remembered.last_busy_at is not None
+            else unit.last_busy_at,
+        )
+    if remembered.phase.in_flight and unit.phase.in_flight:
+        return replace(unit, requested_at=requested_at)
+    if requested_at != unit.requested_at:
+        return replace(unit, requested_at=requested_at)
+    return unit

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from burstd import faults
 from burstd.actuate.actuator import Actuator
 from burstd.model import (
     MANAGED_BY,
@@ -94,8 +95,10 @@ class AsyncDriver:
         *,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        before_create: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._providers = providers
+        self._before_create = before_create
         self._clock = clock
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
@@ -232,6 +235,11 @@ class AsyncDriver:
                 labels=ownership_labels(unit),
                 ready_deadline=target.ready_deadline,
             )
+            if self._before_create is not None:
+                # Write-ahead: the scale-up (and its cooldown) is durable before anything
+                # exists that a crash could leave behind.
+                await self._before_create()
+            faults.hit(faults.CREATE_STARTED)
             try:
                 made = await provider.create(spec)
                 if not made.ready or made.node is None:
@@ -255,6 +263,7 @@ class AsyncDriver:
                 made.node,
                 extra={"event": "unit_ready", "unit": uid, "node": made.node},
             )
+            faults.hit(faults.READY_OBSERVED)
             self.actuator.ready(uid, made.node, self._now())
         finally:
             if self._creates.get(uid) is asyncio.current_task():
@@ -265,9 +274,10 @@ class AsyncDriver:
             provider = self._provider(unit)
             if provider is not None:
                 call = provider.cordon if verb == "cordon" else provider.uncordon
-                await self._retrying(
+                if await self._retrying(
                     verb, unit, lambda: call(unit.id, unit.node), self._retry.attempts
-                )
+                ):
+                    faults.hit(faults.CORDONED if verb == "cordon" else faults.UNCORDONED)
         finally:
             self.actuator.done(unit.id)
 
@@ -277,12 +287,13 @@ class AsyncDriver:
             if provider is None:
                 return
             try:
-                await self._retrying(
+                if await self._retrying(
                     "evict",
                     unit,
                     lambda: provider.evict(unit.id, unit.node, pods),
                     self._retry.attempts,
-                )
+                ):
+                    faults.hit(faults.EVICT_SENT)
             except NotImplementedError:
                 log.info(
                     "unit %s: target %s cannot evict; waiting for its pods to finish",
@@ -303,6 +314,7 @@ class AsyncDriver:
             if provider is None:
                 return
             if await self._retrying("delete", unit, lambda: provider.delete(uid, unit.node), None):
+                faults.hit(faults.DELETED)
                 log.info("unit %s released", uid, extra={"event": "unit_released", "unit": uid})
                 self.actuator.released(uid, self._now())
         finally:

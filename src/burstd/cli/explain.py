@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from burstd.cli.notes import rule_warnings
 from burstd.model import NoOp
 from burstd.model.serde import SnapshotError, snapshot_from_dict
 from burstd.plan.planner import plan
@@ -50,6 +51,8 @@ def explain(snapshot_path: str, rules_path: str, at: float | None) -> None:
     if now is None:
         raise click.ClickException(f"{snapshot_path}: no 'now' field; pass --at")
     result = plan(snapshot, ruleset, now)
+    for warning in rule_warnings(ruleset):
+        click.echo(f"warning: {warning}")
     for view in result.views:
         state = "fires" if view.fired else "quiet"
         click.echo(f"rule {view.rule.name}: {len(view.demand)} pod(s) pending, {state}: {view.why}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from burstd.cli.notes import rule_warnings
 from burstd.rules.loader import RulesError, load_rules
 
 
@@ -24,5 +25,7 @@ def validate(files: tuple[str, ...]) -> None:
             f"{path}: ok — {len(ruleset.targets)} target(s), {len(ruleset.rules)} rule(s)"
             + (", dry run" if ruleset.dry_run else "")
         )
+        for warning in rule_warnings(ruleset):
+            click.echo(f"{path}: warning: {warning}", err=True)
     if bad:
         raise SystemExit(1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from burstd import faults
 from burstd.actuate.actuator import Actuator, Applied
 from burstd.model import Snapshot
 from burstd.plan.planner import Plan, plan
@@ -42,6 +43,8 @@ class Controller:
             self.actuator.observe(base, now)
         ruleset = self.rules()
         result = plan(self.actuator.merged(base), ruleset, now)
+        if base.synced and result.actions:
+            faults.hit(faults.DECIDED)
         self.last_applied = self.actuator.execute(result, ruleset, now) if base.synced else []
         self.last_plan = result
         return result

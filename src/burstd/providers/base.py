@@ -156,6 +156,7 @@ class ProviderContext:
 
 
 ProviderFactory = Callable[[ProviderContext], Provider]
+RuleWarnings = Callable[[str, "UnitShape", Mapping[str, Any]], Sequence[str]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -172,6 +173,10 @@ class ProviderKind:
     """``module:callable`` that makes the provider from a ``ProviderContext``; imported when
     first built, so ``burstd validate`` and the simulator never load the Kubernetes client.
     ``None``: this daemon cannot run the kind."""
+    rule_warnings: RuleWarnings | None = None
+    """Optional: what ``burstd validate``/``explain`` warn of a rule whose ladder names a target
+    of this kind, given the rule's name, the target's shape and params (e.g. a taint its pods
+    must tolerate)."""
 
     def build(self, ctx: ProviderContext) -> Provider:
         """The provider of one target. Raises ``ProviderError`` if the kind cannot run here."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from burstd.providers import kwok, liqo
+from burstd.providers import interlink, kwok, liqo
 from burstd.providers.base import ProviderFactory, ProviderKind, bare_node
 
 
@@ -34,7 +34,7 @@ KINDS: Mapping[str, ProviderKind] = {
     for kind in (
         liqo.KIND,
         _undeclared("terraform", "cloud GPU nodes through a Terraform module"),
-        _undeclared("interlink", "an HPC site behind InterLink virtual nodes"),
+        interlink.KIND,
         kwok.KIND,
     )
 }

@@ -39,6 +39,7 @@ from typing import Any
 import aiohttp
 from kubernetes_asyncio import client
 
+from burstd import faults
 from burstd.model import (
     GPU_MODEL_LABEL,
     GPU_RESOURCE,
@@ -226,6 +227,7 @@ class KwokProvider:
         name = self.node_name(spec.id)
         try:
             await self._request(self._core.create_node, self.manifest(spec))
+            faults.hit(faults.OBJECT_CREATED)
             log.info(
                 "created node %s for unit %s",
                 name,
@@ -366,6 +368,7 @@ class KwokProvider:
         except ApiStatusError as err:
             if err.status != 404:
                 raise
+        faults.hit(faults.DELETE_SENT)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._delete_timeout
         while await self._read(name) is not None:
