@@ -316,3 +316,23 @@ def test_a_stale_signal_is_alerted(app: App, alerts: list[Alert]) -> None:
     assert stale.kind is AlertKind.SIGNAL_STALE
     assert stale.details["query"] == "avg(DCGM_FI_DEV_GPU_UTIL)"
     assert "stale for 90s" in stale.reason
+
+
+async def test_a_taken_port_leaves_the_daemon_running_without_its_api(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        app.ops.settings = ApiSettings(listen=f"127.0.0.1:{port}")
+        task = asyncio.create_task(app.ops.run())
+        for _ in range(3000):  # the loop yields until the bind has been tried
+            if any(getattr(r, "event", "") == "api_unavailable" for r in caplog.records):
+                break
+            await asyncio.sleep(0.01)
+        assert any(getattr(r, "event", "") == "api_unavailable" for r in caplog.records)
+        assert not task.done()
+        assert app.ops.address is None
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -344,7 +344,17 @@ class Ops:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.notifier.run(), name="alerts")
                 if self.settings.listen:
-                    self.address = await serve(self, tg, self.settings.listen)
+                    try:
+                        self.address = await serve(self, tg, self.settings.listen)
+                    except OSError as e:
+                        # Deciding matters more than being watched: keep running, say so loudly
+                        # (Prometheus sees the target down).
+                        log.error(
+                            "cannot serve the API on %s (%s); running without it",
+                            self.settings.listen,
+                            e.strerror or e,
+                            extra={"event": "api_unavailable", "listen": self.settings.listen},
+                        )
                 self.systemd.notify(READY="1", STATUS="waiting for the cluster view")
                 tg.create_task(self._watchdog(), name="watchdog")
         finally:
