@@ -50,6 +50,7 @@ from burstd.actuate.memory import (
     decode,
     encode,
 )
+from burstd.api.ops import ApiSettings, Ops
 from burstd.control.loop import Controller
 from burstd.control.trigger import Trigger
 from burstd.model import (
@@ -131,6 +132,8 @@ class Settings:
     adopt_interval: float = 60.0
     """Seconds between looks for units burstd made but does not know (a create that landed
     after a crash, once the restarted daemon had listed)."""
+    api: ApiSettings = field(default_factory=ApiSettings)
+    """The HTTP API (metrics, health, status page); none unless ``api.listen`` is set."""
     prometheus: PrometheusSettings | None = None
     """Where utilization triggers' queries are evaluated; without it they have no data."""
     nvml: bool = False
@@ -192,7 +195,7 @@ class App:
         self.trigger = Trigger(self.clock, lambda: self.rules.loop)
         self.providers: dict[str, Provider] = {}
         self.driver = AsyncDriver(
-            self.providers.get,
+            self._provider_for,
             self.clock,
             retry=settings.retry,
             before_create=self.flush_memory,
@@ -210,6 +213,9 @@ class App:
         self.passes = 0
         self.reloads = 0
         self.reload_failures = 0
+        # Metrics, /status, alerts: fed by the hooks marked "ops" below.
+        self.ops = Ops(self, settings.api)
+        self.actuator.listeners.append(self.ops.applied)
         self._api: Any = None
         self.elector: LeaderElector | None = None
         self.memory_store: Store | None = None
@@ -320,7 +326,12 @@ class App:
                 extra={"event": "orphan_target", "target": name, "provider": kind_name},
             )
 
+    def _provider_for(self, target: str) -> Provider | None:
+        provider = self.providers.get(target)
+        return None if provider is None else self.ops.instrument(target, provider)
+
     def _on_event(self, event: Event) -> None:
+        self.ops.event(event)
         if isinstance(event, PodUpserted | PodDeleted):
             self._note_busy(event.pod.key if isinstance(event, PodUpserted) else event.key)
         if self.state.apply(event):
@@ -367,7 +378,13 @@ class App:
         try:
             self.memory_store = self._memory_store()
             if self.settings.leader_election is not None:
-                self.elector = LeaderElector(self._api, _identity(), self.settings.leader_election)
+                self.elector = LeaderElector(
+                    self._api,
+                    _identity(),
+                    self.settings.leader_election,
+                    on_change=self.ops.leadership,
+                )
+                self.ops.role = "follower"
             self._build_providers(self.rules)
             self.source = KubeSource(self._api, self._on_event, self.settings.watch)
             signal_sources = self._signals()
@@ -396,6 +413,7 @@ class App:
                 )
                 daemons.append(tg.create_task(self._reloader(), name="rules"))
                 daemons.append(tg.create_task(self._sweep(), name="adopt"))
+                daemons.append(tg.create_task(self.ops.run(), name="ops"))
                 daemons.append(tg.create_task(self._memory_writer(), name="memory"))
                 if self.elector is not None:
                     daemons.append(tg.create_task(self._leadership(), name="lease"))
@@ -490,6 +508,7 @@ class App:
         self.trigger.wake_at(result.wake_at)
         self.passes += 1
         self._report_unservable(result)
+        self.ops.passed(now, result)
         self._memory_poke.set()
         if log.isEnabledFor(logging.DEBUG):
             for d in result.decisions:
@@ -792,6 +811,7 @@ class App:
             e = loaded
             self._bad_stamp = stamp
             self.reload_failures += 1
+            self.ops.rules_invalid(e.problems)
             log.error(
                 "rules file %s is invalid; keeping the rules in force (%s)",
                 self.settings.config,
@@ -807,6 +827,7 @@ class App:
         rules = loaded
         self._rules_stamp = stamp
         self._bad_stamp = None
+        self.ops.rules_loaded(rules)
         if rules.digest == self.rules.digest:
             return False
         self.rules = rules

@@ -11,6 +11,7 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -297,10 +298,12 @@ async def burstd_in_process(
     *,
     prometheus: PrometheusSettings | None = None,
     clock: Clock | None = None,
+    **settings: Any,
 ) -> AsyncIterator[App]:
     """``burstd run`` inside the test's event loop, with short retry delays; yields the app
-    once it has synced, adopted and started planning, and stops it gracefully at the end."""
-    settings = Settings(
+    once it has synced, adopted and started planning, and stops it gracefully at the end.
+    ``settings`` override fields of ``Settings``."""
+    defaults = Settings(
         config=config,
         kubeconfig=str(kubeconfig),
         handle_signals=False,
@@ -312,7 +315,7 @@ async def burstd_in_process(
         prometheus=prometheus,
         memory="none",
     )
-    app = App(settings, clock=clock)
+    app = App(replace(defaults, **settings), clock=clock)
     task = asyncio.create_task(app.run(), name="burstd")
     planning = asyncio.create_task(app.wait_planning())
     done, _ = await asyncio.wait({task, planning}, timeout=30, return_when="FIRST_COMPLETED")

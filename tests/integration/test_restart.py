@@ -36,6 +36,8 @@ def start(config: Path, kubeconfig: Path, log: Path) -> subprocess.Popen[bytes]:
                 "5",
                 "--adopt-interval",
                 "2",
+                "--listen",
+                "127.0.0.1:0",
                 "--state-dir",
                 str(log.parent / "state"),
             ],

@@ -264,7 +264,7 @@ ERRORS: list[tuple[str, str, list[str]]] = [
         MINIMAL + "colour: blue\n",
         [
             "r.yaml:9:1: (root): unknown key 'colour' (hint: known keys: version, dry_run, "
-            "limits, loop, targets, rules, cooldown)"
+            "limits, loop, targets, rules, cooldown, alerts)"
         ],
     ),
     (

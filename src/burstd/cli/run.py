@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 
 from burstd import faults
+from burstd.api.ops import ApiSettings, read_token
+from burstd.api.server import is_loopback, split_listen
 from burstd.app import App, Settings, configure_logging, default_state_dir
 from burstd.cli.options import Number
 from burstd.model import DEFAULT_INSTANCE
@@ -58,6 +60,19 @@ from burstd.sources.prometheus import PrometheusSettings, Secret
     default=60.0,
     show_default=True,
     help="Seconds between looks for units burstd made but does not know.",
+)
+@click.option(
+    "--listen",
+    default="127.0.0.1:9464",
+    show_default=True,
+    help="HOST:PORT of the HTTP API (/metrics, /healthz, /readyz, /status, /); 'off': none. "
+    "Off loopback, --api-token-file is required.",
+)
+@click.option(
+    "--api-token-file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="File holding the bearer token /metrics and /status require.",
 )
 @click.option(
     "--state-dir",
@@ -174,6 +189,8 @@ def run(
     log_level: str,
     grace_period: float,
     adopt_interval: float,
+    listen: str,
+    api_token_file: str | None,
     state_dir: str | None,
     prometheus_url: str | None,
     prometheus_token_file: str | None,
@@ -210,6 +227,7 @@ def run(
         except KubeconfigError as e:
             click.echo(str(e), err=True)
             raise SystemExit(1) from None
+    api = api_settings(listen, api_token_file)
     prometheus = None
     if prometheus_url:
         if (prometheus_token_file or prometheus_token_env) and prometheus_user:
@@ -254,6 +272,7 @@ def run(
         kubeconfig=kubeconfig,
         grace_period=grace_period,
         adopt_interval=adopt_interval,
+        api=api,
         state_dir=Path(state_dir or default_state_dir()),
         prometheus=prometheus,
         nvml=nvml,
@@ -278,6 +297,28 @@ def run(
             "burstd: lost the lease; exiting so that a restart comes back as a follower", err=True
         )
         raise SystemExit(1)
+
+
+def api_settings(listen: str, token_file: str | None) -> ApiSettings:
+    """The API's settings from the options, or a usage error that says what to change."""
+    token = None
+    if token_file is not None:
+        try:
+            token = read_token(token_file)
+        except (OSError, ValueError) as e:
+            raise click.BadParameter(str(e), param_hint="--api-token-file") from None
+    if listen.strip().lower() in ("", "off", "none"):
+        return ApiSettings(listen=None, token=token)
+    try:
+        host, _ = split_listen(listen)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--listen") from None
+    if token is None and not is_loopback(host):
+        raise click.BadParameter(
+            f"{listen} is not a loopback address: give --api-token-file as well",
+            param_hint="--listen",
+        )
+    return ApiSettings(listen=listen, token=token)
 
 
 def _secret(file: str | None, env: str | None) -> Secret | None:

@@ -33,6 +33,7 @@ from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
 from burstd.inputs import RULES_MAX_BYTES, InputError, read_text
+from burstd.model.alerts import AlertsConfig
 from burstd.model.durations import format_duration, parse_duration
 from burstd.model.params import Param, ParamSchema, ParamType
 from burstd.model.quantity import parse_quantity
@@ -77,7 +78,7 @@ _T = TypeVar("_T")
 # (line, column), both 0-based as ruamel counts them; made 1-based only when reported.
 _Pos = tuple[int, int]
 
-_ROOT_KEYS = ("version", "dry_run", "limits", "loop", "targets", "rules", "cooldown")
+_ROOT_KEYS = ("version", "dry_run", "limits", "loop", "targets", "rules", "cooldown", "alerts")
 _TARGET_KEYS = (
     "provider",
     "params",
@@ -806,6 +807,7 @@ class _Loader:
         )
         targets: dict[str, Target] = f.take("targets", self.targets, {})
         rules = f.take_many("rules", self.rules)
+        alerts = f.take("alerts", self.alerts, AlertsConfig())
         return RuleSet(
             targets=targets,
             rules=rules,
@@ -813,7 +815,13 @@ class _Loader:
             loop=loop,
             dry_run=dry_run,
             version=version,
+            alerts=alerts,
         )
+
+    def alerts(self, node: _Node) -> AlertsConfig:
+        from burstd.rules.alerts import read_alerts  # it reads through this module's helpers
+
+        return read_alerts(self, node)
 
     def version(self, node: _Node) -> int:
         if _is_int(node.value) and node.value == SUPPORTED_VERSION:

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from burstd.model import GpuRequest, NodeTemplate, Pod
+from burstd.model.alerts import AlertsConfig
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -259,3 +260,5 @@ class RuleSet:
     version: int = 1
     source: str = ""
     digest: str = ""
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    """Where events for people go (``burstd.model.alerts``); the decision core ignores it."""
