@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -219,3 +220,13 @@ def test_memory_exports_what_the_actuator_knows() -> None:
     assert m.units[uid].phase_since == 80.0
     assert m.units[uid].requested_at == 50.0
     assert decode(encode(m)).units == m.units
+
+
+def test_an_orphaned_drain_is_remembered_so_its_rule_coming_back_takes_it_back() -> None:
+    a = Actuator(Recorder())
+    a.adopt([unit("u2", UnitPhase.CORDONED, since=1000.0, requested_at=100.0)])
+    memory = remembered()
+    drained = {**memory.units, "u2": replace(memory.units["u2"], orphaned=True)}
+    a.restore(decode(encode(replace(memory, units=drained))), ["r"], 1000.0)
+    assert a.units["u2"].orphaned
+    assert a.units["u2"].phase is UnitPhase.DRAINING

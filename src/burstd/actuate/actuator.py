@@ -224,6 +224,7 @@ class Actuator:
                     last_busy_at=self._seen_running.get(uid, u.last_busy_at)
                     if uid in self._running
                     else u.last_busy_at,
+                    orphaned=u.orphaned,
                 )
                 for uid, u in self._units.items()
                 if u.phase.alive
@@ -436,6 +437,7 @@ def _restored(unit: Unit, remembered: UnitMemory) -> Unit:
             last_busy_at=remembered.last_busy_at
             if remembered.last_busy_at is not None
             else unit.last_busy_at,
+            orphaned=unit.orphaned or remembered.orphaned,
         )
     if remembered.phase.in_flight and unit.phase.in_flight:
         return replace(unit, requested_at=requested_at)

@@ -50,6 +50,9 @@ class UnitMemory:
     requested_at: float
     ready_at: float | None = None
     last_busy_at: float | None = None
+    orphaned: bool = False
+    """Being given back because its rule left the rules file (so its rule's return takes it
+    back, and a later drain's ``max_wait`` starts afresh)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,6 +93,7 @@ def encode(memory: Memory) -> str:
                 "requested_at": u.requested_at,
                 "ready_at": u.ready_at,
                 "last_busy_at": u.last_busy_at,
+                "orphaned": u.orphaned,
             }
             for uid, u in units.items()
         },
@@ -171,7 +175,15 @@ def _unit(obj: Any, where: str) -> UnitMemory:
         requested_at=_time(obj, "requested_at", where) or 0.0,
         ready_at=_time(obj, "ready_at", where, optional=True),
         last_busy_at=_time(obj, "last_busy_at", where, optional=True),
+        orphaned=_flag(obj, "orphaned", where),
     )
+
+
+def _flag(obj: Any, key: str, where: str) -> bool:
+    value = _field(obj, key, where, False)
+    if not isinstance(value, bool):
+        raise MemoryUnreadable(f"{where}.{key}: expected true or false, got {value!r}")
+    return value
 
 
 class Store(Protocol):
