@@ -40,6 +40,7 @@ from typing import Any
 import aiohttp
 from kubernetes_asyncio import client
 
+from burstd import faults
 from burstd.model import (
     CORDONED_ANNOTATION,
     GPU_MODEL_LABEL,
@@ -300,6 +301,7 @@ class InterLinkProvider:
                             "node": seen.slot.node,
                         },
                     )
+                    faults.hit(faults.OBJECT_CREATED)
                     return claimed
         raise CapacityError(
             f"every virtual node of target {self.target} is in use or missing "
@@ -502,9 +504,11 @@ class InterLinkProvider:
             await self._patch_node(
                 slot.node, {"metadata": self._disowned(), "spec": {"unschedulable": True}}
             )
+            faults.hit(faults.DELETE_SENT)
         else:
             if seen.replicas != 0:
                 await self._patch_deployment(slot, {"spec": {"replicas": 0}})
+                faults.hit(faults.DELETE_SENT)
             await self._scaled_down(slot)
             await self._delete_node(slot.node)
             await self._patch_deployment(slot, {"metadata": self._disowned()})

@@ -43,6 +43,7 @@ from typing import Any
 import aiohttp
 from kubernetes_asyncio import client
 
+from burstd import faults
 from burstd.model import (
     CORDONED_ANNOTATION,
     GPU_RESOURCE,
@@ -392,6 +393,7 @@ class LiqoProvider:
                 self.remote,
                 extra={"event": "liqo_slice_created", "unit": spec.id, "slice": name},
             )
+            faults.hit(faults.OBJECT_CREATED)
         except ApiError as e:
             if e.status != 409:
                 raise
@@ -624,6 +626,7 @@ class LiqoProvider:
                 unit_id,
                 extra={"event": "liqo_slice_deleted", "unit": unit_id, "slice": name},
             )
+            faults.hit(faults.DELETE_SENT)
         await self._wait_gone(unit_id, name, node_name)
 
     async def _wait_gone(self, unit_id: str, name: str, node_name: str) -> None:

@@ -57,6 +57,7 @@ from typing import Any
 import aiohttp
 from kubernetes_asyncio import client
 
+from burstd import faults
 from burstd.model import (
     CORDONED_ANNOTATION,
     GPU_MODEL_LABEL,
@@ -617,6 +618,7 @@ class TerraformProvider:
                         raise ProviderError(
                             f"the module's output 'nodes' has no entry for unit {key}"
                         )
+                    faults.hit(faults.OBJECT_CREATED)
                     node = await self._wait_ready(name, need)
             except TimeoutError:
                 raise NotReadyError(
@@ -678,6 +680,7 @@ class TerraformProvider:
             await self._converge(gen, key)
         if key in self._s.outputs:
             raise ProviderError(f"unit {key} is still in the terraform state after apply")
+        faults.hit(faults.DELETE_SENT)
         await self._delete_stale_nodes(key, node)
 
     async def _delete_stale_nodes(self, key: str, node: str | None) -> None:
