@@ -6,7 +6,9 @@ nothing: the points are inert in production. An armed point acts once, the first
 reached:
 
 * ``kill`` — the process SIGKILLs itself: nothing after the point runs, not even ``finally``
-  blocks, which is what a crash, an OOM kill or a node failure looks like;
+  blocks, which is what a crash, an OOM kill or a node failure looks like. A process that
+  leads its process group kills the whole group, its children (a ``terraform apply``) with it,
+  as systemd (``KillMode=control-group``) or a container runtime does;
 * ``pause`` — the process writes the marker file named by ``--fault-mark`` and blocks (the event
   loop included) until the test deletes it, so the test can stop the API server exactly there
   and let burstd carry on into the outage.
@@ -87,6 +89,8 @@ def hit(point: str) -> None:
         return
     _armed = None
     if _action == "kill":
+        if os.getpgrp() == os.getpid():
+            os.killpg(0, signal.SIGKILL)
         os.kill(os.getpid(), signal.SIGKILL)
         return
     assert _mark is not None

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +44,8 @@ def start(
             stderr=out,
             stdin=subprocess.DEVNULL,
             env={**os.environ, "PYTHONWARNINGS": "error"},
+            # Its own process group, as under systemd: a kill takes its children with it.
+            start_new_session=True,
         )
 
 
@@ -67,9 +71,12 @@ async def logged(log: Path, kind: str, within: float = 30) -> list[dict[str, Any
 
 
 def stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is not None and proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    """SIGKILL ``proc`` and whatever it started (a terraform left running)."""
+    if proc is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 async def kube_testenv(*args: str) -> None:

@@ -20,6 +20,7 @@ from burstd.testing.liqo_api import Cluster
 from tests.integration.kube import Kube
 
 DONOR_ID = "donor"
+CONSUMER_ID = "consumer"
 TENANT_NS = f"liqo-tenant-{DONOR_ID}"
 AUTH = ("authentication.liqo.io", "v1beta1")
 OFFLOADING = ("offloading.liqo.io", "v1beta1")

@@ -77,8 +77,15 @@ def params(
     kubeconfig: Path, workdir: Path, cli: str = "terraform", **module_vars: Any
 ) -> dict[str, Any]:
     """Params of a target on the kwok-pool module, with defaults filled in."""
+    return with_defaults(PARAMS, given(kubeconfig, workdir, cli, **module_vars))
+
+
+def given(
+    kubeconfig: Path, workdir: Path, cli: str = "terraform", **module_vars: Any
+) -> dict[str, Any]:
+    """Params of a target on the kwok-pool module, as a rules file gives them."""
     config = offline_cli_config(workdir.parent / f"{workdir.name}-cli")
-    given = {
+    return {
         "env": {"TF_CLI_CONFIG_FILE": str(config)},
         "module": str(MODULE),
         "workdir": str(workdir),
@@ -93,7 +100,6 @@ def params(
             **module_vars,
         },
     }
-    return with_defaults(PARAMS, given)
 
 
 def wanted(workdir: Path, variable: str = "burstd_units") -> set[str]:

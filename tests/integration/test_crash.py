@@ -1,22 +1,29 @@
 """The crash suite: burstd (or the API server) dies at each step of a burst and of a release.
 
-For every provider that runs here (kwok now; each provider that lands joins ``PROVIDERS``) and
-every named fault point of ``burstd.faults``, a real ``burstd run`` is started with that point
-armed and driven through a whole cycle — scale up for a Job, run it, cordon, drain, release —
-with the extra steps the point needs (demand coming back to a cordoned unit for
-``uncordoned``; a pod bound onto a draining unit past ``max_wait`` for ``evict_sent``).
+For every provider (``crash.PROVIDERS``: kwok, Liqo against the emulated donor, InterLink
+against an emulated HPC site, Terraform with the real CLI on the kwok-pool module) and every
+named fault point of ``burstd.faults`` its cycle passes through, a real ``burstd run`` is
+started with that point armed and driven through a whole cycle — scale up for a Job, run it,
+cordon, drain, release — with the extra steps the point needs (demand coming back to a
+cordoned unit for ``uncordoned``; a pod bound onto a draining unit past ``max_wait`` for
+``evict_sent``, which InterLink never reaches: it does not evict HPC jobs).
 
-* ``kill``: burstd SIGKILLs itself at the point; a second burstd, sharing its state directory
-  (memory), is started and must finish the cycle.
+* ``kill``: burstd SIGKILLs itself (and its process group: a terraform it runs dies with it)
+  at the point; a second burstd, sharing its state directory (memory), is started and must
+  finish the cycle.
 * ``apiserver``: at the point burstd blocks while the test stops the API server, then carries
   on into the outage; the API server comes back a few seconds later and the same burstd must
   finish the cycle.
 
-Each case asserts: no duplicate unit (never more nodes than the work needs, no unit made twice),
-no orphan (every node burstd made is gone at the end, each given back by a burstd), no running
-pod evicted or deleted by burstd (every Job pod succeeded; in the eviction case only the pod the
-evict policy names is evicted, and only after ``max_wait`` from the drain's real start), and no
-scale-up inside a cooldown that was in force before the fault.
+Each case asserts: no duplicate unit (no pod given two units that both came up, no unit's
+object made twice), no orphan (every node burstd made is gone at the end, each given back by a
+burstd), no running pod evicted or deleted by burstd (every Job pod succeeded; in the eviction
+case only the pod the evict policy names is evicted, and only after ``max_wait`` from the
+drain's real start), and no scale-up inside a cooldown that was in force before the fault.
+
+All cases of a mode run side by side in one cluster, each with its own namespace, target and
+burstd installation (``--instance``), so the suite costs about one cycle per mode and not one
+per case.
 """
 
 from __future__ import annotations
@@ -35,58 +42,19 @@ import pytest
 
 from burstd import faults
 from tests.conftest import MANAGED
+from tests.integration.crash import COOLDOWN_S, MAX_WAIT_S, PROVIDERS, Case, Provider, rules
 from tests.integration.daemon import events, kube_testenv, logged, start, stop
 from tests.integration.kube import COMPLETE_AFTER, GPU, Kube, cordoned, eventually, name_of, phase
 
 pytestmark = pytest.mark.integration
 
-COOLDOWN_S = 6.0
-# Cases run side by side in one cluster: each case's pods go only to its own target's nodes.
-CASE_LABEL = "burstd-crash-case"
-# Kill cases run side by side (each burstd start costs a second or two of CPU on 2 cores).
-CONCURRENT_CASES = 4
-MAX_WAIT_S = 3.0
+# Cases side by side (all providers together): most of a case is waiting on burstd's timers.
+AT_ONCE = 10
+CASES = [(provider, point) for provider, spec in PROVIDERS.items() for point in spec.points]
 
 
-def kwok_rules(target: str, namespace: str) -> str:
-    return f"""\
-version: 1
-loop: {{interval: 1s, batch_idle: 300ms, batch_max: 2s}}
-targets:
-  {target}:
-    provider: kwok
-    params:
-      poll_interval: 0.1
-      delete_timeout: 20
-      node_template:
-        labels: {{{CASE_LABEL}: {target}}}
-        annotations: {{node-initialize.stage.kwok.x-k8s.io/delay: "1s"}}
-    gpu_model: NVIDIA-A100-SXM4-80GB
-    gpus_per_unit: 4
-    max_units: 4
-    time_to_ready: 1s
-    ready_deadline: 1m
-    backoff: 5s
-rules:
-  - name: crash
-    match: {{namespaces: [{namespace}]}}
-    triggers: [{{pending: {{gpus: 1}}}}]
-    burst: {{ladder: [{target}], max_units_per_step: 4}}
-    release:
-      idle_for: 2s
-      validation: 3s
-      drain: {{mode: evict, max_wait: {MAX_WAIT_S:g}s}}
-    cooldown: {{scale_up: {COOLDOWN_S:g}s, scale_down: 0s}}
-"""
-
-
-PROVIDERS = {"kwok": kwok_rules}
-
-
-async def job(
-    kube: Kube, namespace: str, target: str, name: str, *, pods: int, complete_after: str
-) -> None:
-    """A Job of ``pods`` pods of 4 GPUs each, for this case's nodes only."""
+async def job(kube: Kube, case: Case, spec: Provider, name: str, *, pods: int, done: str) -> None:
+    """A Job of ``pods`` pods of one unit's GPUs each, for this case's nodes only."""
     body = {
         "metadata": {"name": name},
         "spec": {
@@ -94,19 +62,22 @@ async def job(
             "completions": pods,
             "backoffLimit": 0,
             "template": {
-                "metadata": {"annotations": {COMPLETE_AFTER: complete_after}},
+                "metadata": {"annotations": {COMPLETE_AFTER: done}},
                 "spec": {
                     "restartPolicy": "Never",
-                    "nodeSelector": {CASE_LABEL: target},
-                    "containers": [{"name": "w", "image": "x", "resources": {"limits": {GPU: 4}}}],
+                    "nodeSelector": {"burstd.io/target": case.target},
+                    "tolerations": list(spec.tolerations),
+                    "containers": [
+                        {"name": "w", "image": "x", "resources": {"limits": {GPU: spec.gpus}}}
+                    ],
                 },
             },
         },
     }
-    await kube.raw(kube.batch.create_namespaced_job, namespace, body)
+    await kube.raw(kube.batch.create_namespaced_job, case.namespace, body)
 
 
-async def pinned_pod(kube: Kube, namespace: str, name: str, node: str) -> None:
+async def pinned_pod(kube: Kube, case: Case, spec: Provider, name: str, node: str) -> None:
     """A pod that fits only on ``node`` (by its name, as DaemonSets pin their pods), done a
     second after it runs."""
     term = {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}
@@ -118,13 +89,14 @@ async def pinned_pod(kube: Kube, namespace: str, name: str, node: str) -> None:
                     "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}
                 }
             },
-            "containers": [{"name": "w", "image": "x", "resources": {"limits": {GPU: 4}}}],
+            "tolerations": list(spec.tolerations),
+            "containers": [{"name": "w", "image": "x", "resources": {"limits": {GPU: spec.gpus}}}],
         },
     }
-    await kube.raw(kube.core.create_namespaced_pod, namespace, body)
+    await kube.raw(kube.core.create_namespaced_pod, case.namespace, body)
 
 
-async def bare_pod(kube: Kube, namespace: str, name: str, node: str) -> None:
+async def bare_pod(kube: Kube, case: Case, name: str, node: str) -> None:
     """A pod bound straight onto ``node`` (bypassing the scheduler and the cordon), running
     until deleted: a job that landed just before the cordon."""
     body = {
@@ -135,33 +107,33 @@ async def bare_pod(kube: Kube, namespace: str, name: str, node: str) -> None:
             "containers": [{"name": "w", "image": "x", "resources": {"limits": {GPU: 1}}}],
         },
     }
-    await kube.raw(kube.core.create_namespaced_pod, namespace, body)
+    await kube.raw(kube.core.create_namespaced_pod, case.namespace, body)
 
 
 @pytest.mark.parametrize("mode", ["kill", "apiserver"])
-@pytest.mark.parametrize("provider", list(PROVIDERS))
 async def test_a_fault_at_any_step_changes_nothing(
-    kubeconfig: Path, tmp_path: Path, provider: str, mode: str
+    kubeconfig: Path, donor: Path, tmp_path: Path, mode: str
 ) -> None:
-    """Every point, each case in its own namespace and target, side by side. API-server
-    outages are taken one at a time: a case paused at its point waits for its own outage,
-    and the cases running meanwhile live through it too (more faults, never fewer)."""
-    dirs = folders(tmp_path, faults.POINTS)
-    room = asyncio.Semaphore(CONCURRENT_CASES)
+    """Every (provider, point), side by side. API-server outages are shared: the cases
+    paused at their points about the same moment go on into one outage, and the cases running
+    meanwhile live through it too (more faults, never fewer)."""
+    room = asyncio.Semaphore(AT_ONCE)
+    rooms = {name: asyncio.Semaphore(spec.at_once) for name, spec in PROVIDERS.items()}
     outages = Outages()
     async with Patient(kubeconfig) as kube:
 
-        async def case(point: str, folder: Path) -> None:
-            async with room:
-                await one_case(kube, kubeconfig, folder, provider, point, mode, outages)
+        async def run(provider: str, point: str) -> None:
+            folder = tmp_path / provider / point
+            folder.mkdir(parents=True)
+            async with rooms[provider], room:
+                await one_case(kube, kubeconfig, donor, folder, provider, point, mode, outages)
 
-        results = await asyncio.gather(
-            *(case(p, d) for p, d in dirs.items()), return_exceptions=True
-        )
-    failed = {p: r for p, r in zip(faults.POINTS, results, strict=True) if r is not None}
-    assert not failed, "\n".join(f"{p}: {type(r).__name__}: {r}" for p, r in failed.items())
+        results = await asyncio.gather(*(run(*c) for c in CASES), return_exceptions=True)
+    failed = {f"{p}/{pt}": r for (p, pt), r in zip(CASES, results, strict=True) if r is not None}
+    assert not failed, "\n".join(f"{c}: {type(r).__name__}: {r}" for c, r in failed.items())
     if mode == "apiserver":
-        assert outages.count == len(faults.POINTS)
+        assert outages.cases == len(CASES)
+        assert 1 <= outages.count <= len(CASES)
 
 
 class Patient(Kube):
@@ -179,60 +151,62 @@ class Patient(Kube):
 
 
 class Outages:
-    """API-server outages, one at a time: stop it, let the paused case go on into the
-    outage, start it again two seconds later."""
+    """API-server outages, one at a time. The cases paused at their points when one begins
+    share it: stop the API server, let them go on into the outage, start it again two
+    seconds later."""
 
     def __init__(self) -> None:
         self._lock = asyncio.Lock()
+        self._paused: list[Path] = []
         self.count = 0
+        self.cases = 0
 
     async def at(self, mark: Path) -> None:
+        """Returns once the outage ``mark``'s case went on into is over."""
+        self._paused.append(mark)
         async with self._lock:
+            if mark not in self._paused:
+                return  # an outage that just ended took it
+            await asyncio.sleep(0.5)  # the cases pausing about now come along
+            marks, self._paused = self._paused, []
             await kube_testenv("stop-apiserver", "--kill")
-            release(mark)
+            for m in marks:
+                release(m)
             await asyncio.sleep(2)
             await kube_testenv("start-apiserver")
             self.count += 1
+            self.cases += len(marks)
 
 
 async def one_case(
     kube: Kube,
     kubeconfig: Path,
-    tmp_path: Path,
+    donor: Path,
+    folder: Path,
     provider: str,
     point: str,
     mode: str,
     outages: Outages,
 ) -> None:
+    spec = PROVIDERS[provider]
     namespace = await kube.create_namespace("crash")
     target = f"cr{secrets.token_hex(3)}"
+    case = Case(provider, point, mode, folder, namespace, target, kubeconfig, donor)
     try:
-        await _case(kube, kubeconfig, tmp_path, provider, point, mode, namespace, target, outages)
+        async with spec.site(kube, case):
+            await _case(kube, case, spec, outages)
     finally:
         await kube.delete_namespace(namespace)
         await kube.delete_nodes(f"{MANAGED},burstd.io/target={target}")
 
 
-async def _case(
-    kube: Kube,
-    kubeconfig: Path,
-    tmp_path: Path,
-    provider: str,
-    point: str,
-    mode: str,
-    namespace: str,
-    target: str,
-    outages: Outages,
-) -> None:
-    config = tmp_path / "rules.yaml"
-    rules = PROVIDERS[provider](target, namespace)
-    if point == faults.UNCORDONED:
-        # Time for the demand that takes a cordoned unit back to show up before its drain.
-        rules = rules.replace("validation: 3s", "validation: 15s")
-    config.write_text(rules)
-    state, mark = tmp_path / "state", tmp_path / "fault.mark"
-    logs = [tmp_path / "first.log", tmp_path / "second.log"]
-    selector = f"burstd.io/target={target}"
+async def _case(kube: Kube, case: Case, spec: Provider, outages: Outages) -> None:
+    config = case.folder / "rules.yaml"
+    config.write_text(rules(case, spec))
+    state, mark = case.folder / "state", case.folder / "fault.mark"
+    logs = [case.folder / "first.log", case.folder / "second.log"]
+    selector = f"burstd.io/target={case.target}"
+    point, kubeconfig = case.point, case.kubeconfig
     seen: set[str] = set()
 
     async def nodes() -> list[dict[str, Any]]:
@@ -241,15 +215,15 @@ async def _case(
         return found
 
     # Cases run side by side: each is its own burstd installation.
-    fault = ["--instance", target, "--fault-point", point]
-    if mode == "apiserver":
+    fault = ["--instance", case.target, "--fault-point", point]
+    if case.mode == "apiserver":
         fault += ["--fault-action", "pause", "--fault-mark", str(mark)]
     first = start(config, kubeconfig, logs[0], state, *fault)
     second: subprocess.Popen[bytes] | None = None
     extra_pod: str | None = None
     try:
-        await logged(logs[0], "synced", within=60)
-        await job(kube, namespace, target, "a", pods=2, complete_after="2s")
+        await logged(logs[0], "synced", within=90)
+        await job(kube, case, spec, "a", pods=2, done="2s")
 
         async def fault_reached() -> bool:
             await nodes()
@@ -265,35 +239,35 @@ async def _case(
                         if point == faults.UNCORDONED:
                             # Demand that only the cordoned unit can take.
                             extra_pod = "back"
-                            await pinned_pod(kube, namespace, extra_pod, name_of(held[0]))
+                            await pinned_pod(kube, case, spec, extra_pod, name_of(held[0]))
                         else:
                             extra_pod = "landed"
-                            await bare_pod(kube, namespace, extra_pod, name_of(held[0]))
-                await asyncio.sleep(0.1)
+                            await bare_pod(kube, case, extra_pod, name_of(held[0]))
+                await asyncio.sleep(0.2)
             return True
 
-        await asyncio.wait_for(drive(), 90)
-        if mode == "kill":
+        await asyncio.wait_for(drive(), 150)
+        if case.mode == "kill":
             assert first.wait(timeout=10) < 0, "burstd should have died at the fault point"
-            second = start(config, kubeconfig, logs[1], state, "--instance", target)
-            await logged(logs[1], "adoption_done", within=60)
+            second = start(config, kubeconfig, logs[1], state, "--instance", case.target)
+            await logged(logs[1], "adoption_done", within=90)
         else:
             await outages.at(mark)
         # New demand right after the fault: it may only be served once the cooldown of the
         # burst before the fault has passed.
-        await job(kube, namespace, target, "b", pods=1, complete_after="1s")
+        await job(kube, case, spec, "b", pods=1, done="1s")
         if extra_pod == "landed":
             # The pod on the draining unit is evicted by policy; it is not coming back.
             async def evicted() -> bool:
-                return extra_pod not in {name_of(p) for p in await kube.pods(namespace)}
+                return extra_pod not in {name_of(p) for p in await kube.pods(case.namespace)}
 
-            await eventually(evicted, within=60, what="the landed pod evicted")
+            await eventually(evicted, within=90, what="the landed pod evicted")
 
         async def cycle_done() -> bool:
             await nodes()
-            jobs = [await kube.job(namespace, j) for j in ("a", "b")]
+            jobs = [await kube.job(case.namespace, j) for j in ("a", "b")]
             if extra_pod == "back":
-                pods = {name_of(p): phase(p) for p in await kube.pods(namespace)}
+                pods = {name_of(p): phase(p) for p in await kube.pods(case.namespace)}
                 if pods.get("back") != "Succeeded":
                     return False
             done = all(
@@ -301,56 +275,9 @@ async def _case(
             )
             return done and not await nodes()
 
-        await eventually(cycle_done, within=120, what="every Job done and every node given back")
-
-        # No running pod evicted or deleted: every Job pod succeeded, none failed.
-        pods = await kube.pods(namespace)
-        job_pods = [p for p in pods if name_of(p) != "landed"]
-        assert job_pods
-        assert all(phase(p) == "Succeeded" for p in job_pods), [
-            (name_of(p), phase(p)) for p in job_pods
-        ]
-        for j in ("a", "b"):
-            assert not (await kube.job(namespace, j)).get("status", {}).get("failed")
-
-        # No duplicates: no pod was given two units that both came up (a unit that failed
-        # and was cleaned up may be bursted for again), and no unit was made twice. (The
-        # number of nodes alone proves nothing: a kube-controller-manager restarted by an
-        # outage may create a Job's pod twice, and burstd rightly serves both.)
-        ready = {e["unit"] for log in logs for e in events(log, "unit_ready")}
-        ready |= {e["unit"] for log in logs for e in events(log, "adopted")}
-        served: dict[str, int] = {}
-        for log in logs:
-            for e in events(log, "decision"):
-                if e.get("verb") == "scaleup" and e.get("acted") and set(e["units"]) & ready:
-                    for pod in e.get("pods", []):
-                        served[pod] = served.get(pod, 0) + 1
-        assert all(n == 1 for n in served.values()), f"pods bursted for twice: {served}"
-        created = [e["unit"] for log in logs for e in events(log, "kwok_node_created")]
-        assert len(created) == len(set(created)), f"a unit made twice: {created}"
-        adopted = {e["unit"] for e in events(logs[1], "adopted")} if mode == "kill" else set()
-        assert not adopted & set(events_units(logs[1], "kwok_node_created"))
-
-        # No orphans: every node is gone, and a burstd sent the delete of each.
-        deleted = {
-            e["unit"]
-            for log in logs
-            for e in events(log, "provider_call")
-            if e.get("call") == "delete"
-        }
-        assert seen <= deleted, f"nodes nobody deleted: {seen - deleted}"
-
-        # Cooldowns survive the fault.
-        ups = decided(logs, "scaleup")
-        gaps = [b - a for a, b in itertools.pairwise(ups)]
-        assert all(g >= COOLDOWN_S - 0.5 for g in gaps), f"scale-ups inside a cooldown: {gaps}"
-
-        if extra_pod == "landed":
-            drains, evicts = decided(logs, "drain"), decided(logs, "evict")
-            assert drains
-            assert evicts
-            # max_wait counts from the drain's real start, across the fault.
-            assert min(evicts) - min(drains) >= MAX_WAIT_S - 0.5
+        await eventually(cycle_done, within=180, what="every Job done and every node given back")
+        check(logs, spec, case, seen, extra_pod)
+        await check_pods(kube, case)
     finally:
         if mark.exists():
             mark.unlink()
@@ -358,16 +285,69 @@ async def _case(
             stop(proc)
 
 
+async def check_pods(kube: Kube, case: Case) -> None:
+    """No running pod evicted or deleted: every Job pod succeeded, none failed."""
+    pods = await kube.pods(case.namespace)
+    job_pods = [p for p in pods if name_of(p) != "landed"]
+    assert job_pods
+    assert all(phase(p) == "Succeeded" for p in job_pods), [
+        (name_of(p), phase(p)) for p in job_pods
+    ]
+    for j in ("a", "b"):
+        assert not (await kube.job(case.namespace, j)).get("status", {}).get("failed")
+
+
+def check(logs: list[Path], spec: Provider, case: Case, seen: set[str], extra: str | None) -> None:
+    """What both burstd runs' logs must show of the cycle."""
+    # No duplicates: no more units came to be than pods were bursted for (a unit whose create
+    # failed, and was cleaned up, may be bursted for again), and no unit's object was made
+    # twice. (Which pod a unit is for is the planner's packing, and may differ between the
+    # runs before and after the fault; the count may not.)
+    made = [e["unit"] for log in logs for e in events(log, spec.made)]
+    assert len(made) == len(set(made)), f"a unit made twice: {made}"
+    if case.mode == "kill":
+        adopted = {e["unit"] for e in events(logs[1], "adopted")}
+        assert not adopted & set(events_units(logs[1], spec.made))
+    failed = {
+        e["unit"]
+        for log in logs
+        for e in events(log, "provider_error")
+        if e.get("call") == "create"
+    }
+    units = set(made) | {e["unit"] for log in logs for e in events(log, "adopted")}
+    pods = {
+        pod
+        for log in logs
+        for e in events(log, "decision")
+        if e.get("verb") == "scaleup" and e.get("acted")
+        for pod in e.get("pods", [])
+    }
+    assert len(units - failed) <= len(pods), f"units {sorted(units)} for pods {sorted(pods)}"
+
+    # No orphans: every node is gone, and a burstd gave each back.
+    deleted = {
+        e["unit"] for log in logs for e in events(log, "provider_call") if e.get("call") == "delete"
+    }
+    units |= {e["unit"] for log in logs for e in events(log, "unit_ready")}
+    assert units <= deleted, f"units nobody gave back: {units - deleted}"
+    assert seen, "no node of the target was ever seen"
+
+    # Cooldowns survive the fault.
+    ups = decided(logs, "scaleup")
+    gaps = [b - a for a, b in itertools.pairwise(ups)]
+    assert all(g >= COOLDOWN_S - 0.5 for g in gaps), f"scale-ups inside a cooldown: {gaps}"
+
+    if extra == "landed":
+        drains, evicts = decided(logs, "drain"), decided(logs, "evict")
+        assert drains
+        assert evicts
+        # max_wait counts from the drain's real start, across the fault.
+        assert min(evicts) - min(drains) >= MAX_WAIT_S - 0.5
+
+
 def release(mark: Path) -> None:
     """Let a case paused at its fault point carry on."""
     mark.unlink()
-
-
-def folders(base: Path, names: tuple[str, ...]) -> dict[str, Path]:
-    out = {name: base / name for name in names}
-    for path in out.values():
-        path.mkdir()
-    return out
 
 
 def events_units(log: Path, kind: str) -> list[str]:

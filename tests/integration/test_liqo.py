@@ -31,7 +31,7 @@ from tests.integration.kube import (
 
 pytestmark = pytest.mark.integration
 
-CONSUMER_ID = "consumer"
+CONSUMER_ID = liqo.CONSUMER_ID
 
 
 @pytest.fixture

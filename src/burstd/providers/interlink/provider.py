@@ -434,6 +434,12 @@ class InterLinkProvider:
         gpus = _count(holder.get(GPUS_ANNOTATION, 0))
         if ready is None:
             ready = self._not_ready(seen.node, gpus) is None
+            if seen.slot.scaled and _meta(node, "annotations").get(UNIT_ANNOTATION) != holder.get(
+                UNIT_ANNOTATION
+            ):
+                # A virtual kubelet's Node is the unit's only once burstd labelled it (create
+                # does that; a crash before leaves it unready, and adoption's create labels it).
+                ready = False
         cordoned = bool((node.get("spec") or {}).get("unschedulable"))
         by_burstd = CORDONED_ANNOTATION in _meta(node, "annotations")
         if seen.slot.scaled and seen.replicas == 0:

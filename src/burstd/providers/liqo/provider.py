@@ -409,7 +409,6 @@ class LiqoProvider:
 
     async def _wait_ready(self, spec: UnitSpec, name: str, deadline: float) -> ProvisionedUnit:
         loop = asyncio.get_running_loop()
-        labelled = False
         missing = "no answer from the donor"
         while True:
             try:
@@ -417,9 +416,8 @@ class LiqoProvider:
                 if rs is None or (rs.get("metadata") or {}).get("deletionTimestamp"):
                     raise _fatal(f"resource slice {name} of unit {spec.id} was deleted")
                 missing, node = await self._progress(spec, rs, name)
-                if node is not None and not labelled:
-                    await self._label_node(name, spec)
-                    labelled = True
+                if node is not None and _unit_of(node) != spec.id:
+                    node = await self._label_node(name, spec)
                 if not missing and node is not None:
                     return self._found(rs, node)
             except CapacityError:
@@ -484,14 +482,18 @@ class LiqoProvider:
                 )
         return ""
 
-    async def _label_node(self, name: str, spec: UnitSpec) -> None:
-        """Put burstd's labels on the unit's Node (Liqo does not copy the slice's)."""
+    async def _label_node(self, name: str, spec: UnitSpec) -> dict[str, Any]:
+        """Put burstd's labels on the unit's Node (Liqo does not copy the slice's); the Node
+        as patched."""
         shape = UnitShape(target=spec.target, gpus=spec.gpus, gpu_model=spec.gpu_model)
         labels = node_labels(shape, self.params)
         labels.update(spec.labels)
         labels.update({UNIT_LABEL: spec.id, RULE_LABEL: spec.rule, PROVIDER_LABEL: "liqo"})
         body = {"metadata": {"labels": labels}}
-        await self._call(self._core.patch_node, name, body, _content_type=MERGE)
+        node: dict[str, Any] = await self._call(
+            self._core.patch_node, name, body, _content_type=MERGE
+        )
+        return node
 
     async def _delete_quietly(self, unit_id: str, name: str) -> None:
         try:
@@ -520,7 +522,9 @@ class LiqoProvider:
         if node is not None:
             spec = UnitSpec(id=uid, target=self.target, rule="", gpus=gpus, mig=mig)
             granted = (rs.get("status") or {}).get("resources") or {}
-            ready = not self._node_missing(spec, node, granted)
+            # The Node is the unit's only once burstd labelled it (create does that last; a
+            # crash before leaves it unready, and adoption's create finishes the job).
+            ready = _unit_of(node) == uid and not self._node_missing(spec, node, granted)
             cordoned = bool((node.get("spec") or {}).get("unschedulable"))
             node_annotations = (node.get("metadata") or {}).get("annotations") or {}
             by_burstd = cordoned and CORDONED_ANNOTATION in node_annotations
@@ -687,6 +691,11 @@ class LiqoProvider:
             name = str((rs.get("metadata") or {}).get("name"))
             out.append(self._found(rs, await self._node(name)))
         return out
+
+
+def _unit_of(node: Mapping[str, Any]) -> object:
+    """The unit whose labels burstd put on ``node`` (``None`` before it did)."""
+    return ((node.get("metadata") or {}).get("labels") or {}).get(UNIT_LABEL)
 
 
 def _fatal(message: str) -> ProviderError:
