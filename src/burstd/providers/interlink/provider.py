@@ -30,14 +30,12 @@ implemented and the actuator waits for every pod to finish before the release.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 from kubernetes_asyncio import client
 
 from burstd import faults
@@ -52,6 +50,7 @@ from burstd.model import (
     TARGET_LABEL,
     UNIT_LABEL,
 )
+from burstd.providers import kube
 from burstd.providers.base import (
     CapacityError,
     NotReadyError,
@@ -80,15 +79,6 @@ _OWN_ANNOTATIONS = (
 )
 _CLAIM_TRIES = 8
 _STARTUP_TAINTS = frozenset({"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})
-
-
-class ApiError(ProviderError):
-    """The API server refused a request: ``status`` is its HTTP status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"HTTP {status}: {message}")
-        self.status = status
-        self.retryable = status >= 500 or status in (409, 429)
 
 
 def _now_rfc3339() -> str:
@@ -190,52 +180,23 @@ class InterLinkProvider:
 
     # Requests ---------------------------------------------------------------------------
 
-    async def _call(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kw: Any) -> Any:
-        """A generated API call's JSON body; ``ApiError`` on an error status,
-        ``ProviderError`` when the server cannot be reached."""
-        try:
-            resp: aiohttp.ClientResponse = await fn(
-                *args, _preload_content=False, _request_timeout=30, **kw
-            )
-            try:
-                body = await resp.read()
-            finally:
-                resp.release()
-        except (aiohttp.ClientError, TimeoutError, OSError) as e:
-            raise ProviderError(f"cannot reach the API server: {type(e).__name__}: {e}") from e
-        data = json.loads(body) if body else {}
-        if not 200 <= resp.status < 300:
-            message = data.get("message", "") if isinstance(data, dict) else ""
-            raise ApiError(resp.status, str(message or body[:200]))
-        return data
-
-    async def _maybe(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> dict[str, Any] | None:
-        """Like ``_call``, ``None`` for 404."""
-        try:
-            found: dict[str, Any] = await self._call(fn, *args)
-        except ApiError as e:
-            if e.status == 404:
-                return None
-            raise
-        return found
-
     async def _read_node(self, name: str) -> dict[str, Any] | None:
-        return await self._maybe(self._core.read_node, name)
+        return await kube.maybe(self._core.read_node, name)
 
     async def _see(self, slot: Slot) -> _Seen:
         deployment = None
         if slot.deployment is not None:
             namespace, name = slot.deployment
-            deployment = await self._maybe(self._apps.read_namespaced_deployment, name, namespace)
+            deployment = await kube.maybe(self._apps.read_namespaced_deployment, name, namespace)
         return _Seen(slot=slot, node=await self._read_node(slot.node), deployment=deployment)
 
     async def _patch_node(self, name: str, body: Mapping[str, Any]) -> None:
-        await self._call(self._core.patch_node, name, body)
+        await kube.call(self._core.patch_node, name, body)
 
     async def _patch_deployment(self, slot: Slot, body: Mapping[str, Any]) -> None:
         assert slot.deployment is not None
         namespace, name = slot.deployment
-        await self._call(self._apps.patch_namespaced_deployment, name, namespace, body)
+        await kube.call(self._apps.patch_namespaced_deployment, name, namespace, body)
 
     # Ownership ----------------------------------------------------------------------------
 
@@ -315,7 +276,7 @@ class InterLinkProvider:
         for _ in range(_CLAIM_TRIES):
             try:
                 await self._enable(seen, spec)
-            except ApiError as e:
+            except kube.ApiError as e:
                 if e.status not in (404, 409):
                     raise
                 seen = await self._see(seen.slot)
@@ -461,23 +422,9 @@ class InterLinkProvider:
         name = node or (seen.slot.node if (seen := await self._find(unit_id)) else None)
         if name is None:
             return
-        annotation = _now_rfc3339() if value else None
-        body = {
-            "metadata": {"annotations": {CORDONED_ANNOTATION: annotation}},
-            "spec": {"unschedulable": value},
-        }
-        try:
-            await self._patch_node(name, body)
-        except ApiError as e:
-            if e.status != 404:
-                raise
-            log.warning(
-                "unit %s: node %s is gone; nothing to %s",
-                unit_id,
-                name,
-                "cordon" if value else "uncordon",
-                extra={"event": "interlink_node_gone", "unit": unit_id},
-            )
+        await kube.cordon_node(
+            self._core, unit_id, name, value, log=log, event="interlink_node_gone"
+        )
 
     async def cordon(self, unit_id: str, node: str | None) -> None:
         """Mark the node unschedulable (noting burstd did it). Idempotent."""
@@ -534,7 +481,7 @@ class InterLinkProvider:
         namespace, name = slot.deployment
 
         async def done() -> bool:
-            d = await self._maybe(self._apps.read_namespaced_deployment, name, namespace)
+            d = await kube.maybe(self._apps.read_namespaced_deployment, name, namespace)
             if d is None:
                 return True
             status = d.get("status") or {}
@@ -545,11 +492,7 @@ class InterLinkProvider:
         await self._until(done, f"deployment {namespace}/{name} still has replicas")
 
     async def _delete_node(self, name: str) -> None:
-        try:
-            await self._call(self._core.delete_node, name)
-        except ApiError as e:
-            if e.status != 404:
-                raise
+        await kube.gone(self._core.delete_node, name)
 
         async def gone() -> bool:
             return await self._read_node(name) is None

@@ -50,11 +50,9 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from kubernetes_asyncio import client
 
 from burstd import faults
@@ -70,6 +68,7 @@ from burstd.model import (
     TARGET_LABEL,
     UNIT_LABEL,
 )
+from burstd.providers import kube
 from burstd.providers.base import (
     NotReadyError,
     ProviderContext,
@@ -121,51 +120,21 @@ class _NodeApi:
         core: Any = client.CoreV1Api
         self._core = core(api)
 
-    async def _request(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kw: Any) -> Any:
-        try:
-            resp: aiohttp.ClientResponse = await fn(
-                *args, _preload_content=False, _request_timeout=30, **kw
-            )
-            try:
-                body = await resp.read()
-            finally:
-                resp.release()
-        except (aiohttp.ClientError, TimeoutError, OSError) as e:
-            raise ProviderError(f"cannot reach the API server: {type(e).__name__}: {e}") from e
-        try:
-            data = json.loads(body) if body else {}
-        except ValueError:
-            data = {}  # a proxy's error page, say: the status tells what happened
-        if resp.status == 404:
-            return None
-        if not 200 <= resp.status < 300:
-            message = data.get("message", "") if isinstance(data, dict) else ""
-            error = ProviderError(f"HTTP {resp.status}: {message or body[:200]!r}")
-            error.retryable = resp.status >= 500 or resp.status in (409, 429)
-            raise error
-        return data
-
     async def read(self, name: str) -> dict[str, Any] | None:
-        node: dict[str, Any] | None = await self._request(self._core.read_node, name)
-        return node
+        return await kube.maybe(self._core.read_node, name)
 
     async def list(self, selector: str) -> list[dict[str, Any]]:
-        data = await self._request(self._core.list_node, label_selector=selector)
+        data = await kube.maybe(self._core.list_node, label_selector=selector)
         return [n for n in (data or {}).get("items") or [] if isinstance(n, dict)]
 
     async def delete(self, name: str) -> None:
-        await self._request(self._core.delete_node, name)
+        await kube.gone(self._core.delete_node, name)
 
-    async def patch(self, name: str, body: Mapping[str, Any]) -> bool:
-        return await self._request(self._core.patch_node, name, body) is not None
+    async def set_unschedulable(self, name: str, value: bool) -> bool:
+        return await kube.set_unschedulable(self._core, name, value)
 
-    async def evict(self, namespace: str, name: str) -> None:
-        body = {
-            "apiVersion": "policy/v1",
-            "kind": "Eviction",
-            "metadata": {"name": name, "namespace": namespace},
-        }
-        await self._request(self._core.create_namespaced_pod_eviction, name, namespace, body)
+    async def evict(self, pod: str) -> None:
+        await kube.evict(self._core, pod)
 
 
 def _ready(node: Mapping[str, Any], need: Mapping[str, int]) -> bool:
@@ -736,12 +705,7 @@ class TerraformProvider:
         name = await self._node_of(unit_id, node)
         if name is None:
             return
-        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
-        body = {
-            "metadata": {"annotations": {CORDONED_ANNOTATION: stamp}},
-            "spec": {"unschedulable": value},
-        }
-        if not await self._nodes.patch(name, body):
+        if not await self._nodes.set_unschedulable(name, value):
             log.warning(
                 "target %s: node %s of unit %s is gone; nothing to %s",
                 self.target,
@@ -763,8 +727,7 @@ class TerraformProvider:
         """Evict ``pods`` through the Eviction API (PodDisruptionBudgets apply)."""
         assert self._nodes is not None
         for pod in pods:
-            namespace, _, name = pod.partition("/")
-            await self._nodes.evict(namespace, name)
+            await self._nodes.evict(pod)
 
     async def list_units(self) -> list[ProvisionedUnit]:
         """The units of the var file, each with its node as the API server has it."""
