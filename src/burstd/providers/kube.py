@@ -4,19 +4,20 @@ Every provider that works on Kubernetes objects (kwok, Liqo, InterLink, Terrafor
 reads and writes them alike: raw JSON through ``burstd.kubeapi``, an ``ApiError`` (a
 ``ProviderError`` with the HTTP status) when the API server refuses, a plain retryable
 ``ProviderError`` when it cannot be reached, and 404 meaning "nothing there" where the caller
-says so. Cordoning and eviction are the same everywhere too: a cordon records on the node that
-burstd made it, so ``list_units`` can tell burstd's cordon from an operator's.
+says so. Cordoning, eviction and what makes a unit's node ready are the same everywhere too: a
+cordon records on the node that burstd made it, so ``list_units`` can tell burstd's cordon from
+an operator's.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from burstd import kubeapi
-from burstd.model import CORDONED_ANNOTATION
+from burstd.model import CORDONED_ANNOTATION, GPU_RESOURCE, MIG_RESOURCE_PREFIX, STARTUP_TAINTS
 from burstd.providers.base import ProviderError
 
 REQUEST_TIMEOUT = 30.0
@@ -100,3 +101,33 @@ async def cordon_node(
             "cordon" if value else "uncordon",
             extra={"event": event, "unit": unit_id},
         )
+
+
+def gpu_need(gpus: int, mig: Mapping[str, int]) -> dict[str, int]:
+    """What a unit's node must have allocatable: its MIG slices as resources, else ``gpus``
+    whole GPUs."""
+    if mig:
+        return {f"{MIG_RESOURCE_PREFIX}{p}": int(n) for p, n in mig.items()}
+    return {GPU_RESOURCE: gpus}
+
+
+def node_ready(node: Mapping[str, Any], need: Mapping[str, int]) -> bool:
+    """The Node is Ready, past its start-up taints, with ``need`` (resource → count)
+    allocatable."""
+    status = node.get("status") or {}
+    if not any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    ):
+        return False
+    taints = (node.get("spec") or {}).get("taints") or []
+    if any(t.get("key") in STARTUP_TAINTS for t in taints):
+        return False
+    allocatable = status.get("allocatable") or {}
+    for resource, n in need.items():
+        try:
+            if int(str(allocatable.get(resource, "0"))) < n:
+                return False
+        except ValueError:
+            return False
+    return True

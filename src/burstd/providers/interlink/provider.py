@@ -47,6 +47,7 @@ from burstd.model import (
     MANAGED_BY_LABEL,
     PROVIDER_LABEL,
     RULE_LABEL,
+    STARTUP_TAINTS,
     TARGET_LABEL,
     UNIT_LABEL,
 )
@@ -78,7 +79,6 @@ _OWN_ANNOTATIONS = (
     CORDONED_ANNOTATION,
 )
 _CLAIM_TRIES = 8
-_STARTUP_TAINTS = frozenset({"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})
 
 
 def _now_rfc3339() -> str:
@@ -333,7 +333,7 @@ class InterLinkProvider:
         if self._connectivity and _condition(node, CONNECTIVITY_CONDITION) != "True":
             return f"its {CONNECTIVITY_CONDITION} condition is not True"
         taints = (node.get("spec") or {}).get("taints") or []
-        if any(t.get("key") in _STARTUP_TAINTS for t in taints):
+        if any(t.get("key") in STARTUP_TAINTS for t in taints):
             return "it still has a not-ready taint"
         have = _count(((node.get("status") or {}).get("allocatable") or {}).get(GPU_RESOURCE, 0))
         if have < gpus:

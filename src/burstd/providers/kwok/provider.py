@@ -73,8 +73,6 @@ RULE_ANNOTATION = "burstd.io/rule"
 GPUS_ANNOTATION = "burstd.io/gpus"
 MIG_ANNOTATION = "burstd.io/mig"
 
-_STARTUP_TAINTS = frozenset({"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})
-
 
 class KwokProvider:
     """A target whose units are kwok-managed fake GPU nodes. ``api`` is a
@@ -164,30 +162,6 @@ class KwokProvider:
             and annotations.get(UNIT_ANNOTATION, labels.get(UNIT_LABEL)) == unit_id
         )
 
-    @staticmethod
-    def _ready(node: Mapping[str, Any], spec: UnitSpec) -> bool:
-        status = node.get("status") or {}
-        conditions = status.get("conditions") or []
-        if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
-            return False
-        # The node controller lifts these a moment after Ready; until then nothing schedules.
-        taints = (node.get("spec") or {}).get("taints") or []
-        if any(t.get("key") in _STARTUP_TAINTS for t in taints):
-            return False
-        allocatable = status.get("allocatable") or {}
-        need = (
-            {f"{MIG_RESOURCE_PREFIX}{p}": n for p, n in spec.mig.items()}
-            if spec.mig
-            else {GPU_RESOURCE: spec.gpus}
-        )
-        for resource, n in need.items():
-            try:
-                if int(str(allocatable.get(resource, "0"))) < n:
-                    return False
-            except ValueError:
-                return False
-        return True
-
     # The Provider contract ----------------------------------------------------------------
 
     async def create(self, spec: UnitSpec) -> ProvisionedUnit:
@@ -227,7 +201,7 @@ class KwokProvider:
                 node = {}
             if node is None:
                 raise ProviderError(f"node {name} of unit {spec.id} was deleted while starting")
-            if node and self._ready(node, spec):
+            if node and kube.node_ready(node, kube.gpu_need(spec.gpus, spec.mig)):
                 return self._found(node, spec.id)
             if loop.time() >= deadline:
                 await self._delete_quietly(spec.id, name)

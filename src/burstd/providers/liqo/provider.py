@@ -51,6 +51,7 @@ from burstd.model import (
     MIG_RESOURCE_PREFIX,
     PROVIDER_LABEL,
     RULE_LABEL,
+    STARTUP_TAINTS,
     TARGET_LABEL,
     UNIT_LABEL,
 )
@@ -86,7 +87,6 @@ GPUS_ANNOTATION = "burstd.io/gpus"
 MIG_ANNOTATION = "burstd.io/mig"
 GPU_MODEL_ANNOTATION = "burstd.io/gpu-model"
 
-_STARTUP_TAINTS = frozenset({"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})
 _BAD_MODULE = frozenset({"Error", "NotReady", "SomeNotReady"})
 _PEERING_TTL = 30.0
 
@@ -304,12 +304,6 @@ class LiqoProvider:
             },
         }
 
-    @staticmethod
-    def _asked(spec: UnitSpec) -> dict[str, int]:
-        if spec.mig:
-            return {f"{MIG_RESOURCE_PREFIX}{p}": n for p, n in spec.mig.items()}
-        return {GPU_RESOURCE: spec.gpus}
-
     def _owned(self, obj: Mapping[str, Any], unit_id: str) -> bool:
         meta = obj.get("metadata") or {}
         labels = meta.get("labels") or {}
@@ -406,7 +400,7 @@ class LiqoProvider:
         if auth.get("status") != "Accepted" or res.get("status") != "Accepted":
             return "slice not Accepted yet", None
         granted = (rs.get("status") or {}).get("resources") or {}
-        for resource, n in self._asked(spec).items():
+        for resource, n in kube.gpu_need(spec.gpus, spec.mig).items():
             if _count(granted.get(resource, 0)) < n:
                 return f"accepted, but status.resources grants {granted.get(resource, 0)} " + (
                     f"of {n} {resource}"
@@ -425,10 +419,10 @@ class LiqoProvider:
         if _condition(node, "Ready").get("status") != "True":
             return f"node {name} not Ready"
         taints = (node.get("spec") or {}).get("taints") or []
-        if any(t.get("key") in _STARTUP_TAINTS for t in taints):
+        if any(t.get("key") in STARTUP_TAINTS for t in taints):
             return f"node {name} still tainted not-ready"
         allocatable = (node.get("status") or {}).get("allocatable") or {}
-        for resource, n in self._asked(spec).items():
+        for resource, n in kube.gpu_need(spec.gpus, spec.mig).items():
             need = max(n, _count(granted.get(resource, n)))
             if _count(allocatable.get(resource, 0)) < need:
                 return (

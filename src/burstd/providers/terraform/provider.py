@@ -59,10 +59,8 @@ from burstd import faults
 from burstd.model import (
     CORDONED_ANNOTATION,
     GPU_MODEL_LABEL,
-    GPU_RESOURCE,
     MANAGED_BY,
     MANAGED_BY_LABEL,
-    MIG_RESOURCE_PREFIX,
     PROVIDER_LABEL,
     RULE_LABEL,
     TARGET_LABEL,
@@ -100,7 +98,6 @@ MAX_FAILED_APPLIES = 3
 """Failed applies (for other units' errors) a call waits through before it fails too."""
 """How long an apply waits for more edits before it starts: nothing next to an apply's
 seconds, enough for every create of one pass to join it."""
-_STARTUP_TAINTS = frozenset({"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,33 +132,6 @@ class _NodeApi:
 
     async def evict(self, pod: str) -> None:
         await kube.evict(self._core, pod)
-
-
-def _ready(node: Mapping[str, Any], need: Mapping[str, int]) -> bool:
-    """Ready, past its start-up taints, with ``need`` allocatable."""
-    status = node.get("status") or {}
-    if not any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in status.get("conditions") or []
-    ):
-        return False
-    taints = (node.get("spec") or {}).get("taints") or []
-    if any(t.get("key") in _STARTUP_TAINTS for t in taints):
-        return False
-    allocatable = status.get("allocatable") or {}
-    for resource, n in need.items():
-        try:
-            if int(str(allocatable.get(resource, "0"))) < n:
-                return False
-        except ValueError:
-            return False
-    return True
-
-
-def _gpu_need(gpus: int, mig: Mapping[str, int]) -> dict[str, int]:
-    if mig:
-        return {f"{MIG_RESOURCE_PREFIX}{p}": int(n) for p, n in mig.items()}
-    return {GPU_RESOURCE: gpus}
 
 
 class _Workdir:
@@ -577,7 +547,7 @@ class TerraformProvider:
         else:
             gen = self._s.wanted
         deadline = _requested_at(entry) + spec.ready_deadline
-        need = _gpu_need(spec.gpus, spec.mig)
+        need = kube.gpu_need(spec.gpus, spec.mig)
         try:
             try:
                 async with asyncio.timeout(max(0.0, deadline - time.time())):
@@ -613,7 +583,7 @@ class TerraformProvider:
                     extra={"event": "terraform_poll_error", "target": self.target},
                 )
                 node = None
-            if node is not None and _ready(node, need):
+            if node is not None and kube.node_ready(node, need):
                 return node
             await self._sleep(self._poll)
 
@@ -769,7 +739,7 @@ class TerraformProvider:
             rule=str(entry.get("rule") or labels.get(RULE_LABEL, "")),
             gpus=gpus,
             node=str(meta["name"]) if node is not None and meta.get("name") else None,
-            ready=node is not None and _ready(node, _gpu_need(gpus, mig)),
+            ready=node is not None and kube.node_ready(node, kube.gpu_need(gpus, mig)),
             cordoned=cordoned,
             cordoned_by_burstd=cordoned and CORDONED_ANNOTATION in annotations,
             gpu_model=str(entry.get("gpu_model") or labels.get(GPU_MODEL_LABEL, "")),
