@@ -101,9 +101,8 @@ def test_found_reads_back_the_unit() -> None:
 
 
 def test_only_its_own_nodes_are_owned() -> None:
-    p = provider()
     node = ready_node()
-    assert p._owned(node, "kw-abc123")
-    assert not p._owned(node, "kw-other")
+    assert kube.owned(node, "kw-abc123")
+    assert not kube.owned(node, "kw-other")
     node["metadata"]["labels"].pop("app.kubernetes.io/managed-by")
-    assert not p._owned(node, "kw-abc123")
+    assert not kube.owned(node, "kw-abc123")

@@ -4,9 +4,9 @@ Every provider that works on Kubernetes objects (kwok, Liqo, InterLink, Terrafor
 reads and writes them alike: raw JSON through ``burstd.kubeapi``, an ``ApiError`` (a
 ``ProviderError`` with the HTTP status) when the API server refuses, a plain retryable
 ``ProviderError`` when it cannot be reached, and 404 meaning "nothing there" where the caller
-says so. Cordoning, eviction and what makes a unit's node ready are the same everywhere too: a
-cordon records on the node that burstd made it, so ``list_units`` can tell burstd's cordon from
-an operator's.
+says so. Cordoning, eviction, what makes a unit's node ready and how a unit is written on the
+objects that carry it are the same everywhere too: a cordon records on the node that burstd made
+it, so ``list_units`` can tell burstd's cordon from an operator's.
 """
 
 from __future__ import annotations
@@ -17,11 +17,26 @@ from datetime import UTC, datetime
 from typing import Any
 
 from burstd import kubeapi
-from burstd.model import CORDONED_ANNOTATION, GPU_RESOURCE, MIG_RESOURCE_PREFIX, STARTUP_TAINTS
+from burstd.model import (
+    CORDONED_ANNOTATION,
+    GPU_RESOURCE,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    MIG_RESOURCE_PREFIX,
+    STARTUP_TAINTS,
+    UNIT_LABEL,
+)
 from burstd.providers.base import ProviderError
 
 REQUEST_TIMEOUT = 30.0
 MERGE = "application/merge-patch+json"
+
+# What burstd writes on the object that carries a unit, so a restarted burstd adopts it with
+# the shape it was made with (the labels say whose it is; labels cannot hold every value).
+UNIT_ANNOTATION = "burstd.io/unit"
+RULE_ANNOTATION = "burstd.io/rule"
+GPUS_ANNOTATION = "burstd.io/gpus"
+MIG_ANNOTATION = "burstd.io/mig"
 
 
 class ApiError(ProviderError):
@@ -131,3 +146,30 @@ def node_ready(node: Mapping[str, Any], need: Mapping[str, int]) -> bool:
         except ValueError:
             return False
     return True
+
+
+def owned(obj: Mapping[str, Any], unit_id: str) -> bool:
+    """``obj`` is burstd's and carries unit ``unit_id`` (by its annotation, else its label)."""
+    meta = obj.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    annotations = meta.get("annotations") or {}
+    return (
+        labels.get(MANAGED_BY_LABEL) == MANAGED_BY
+        and annotations.get(UNIT_ANNOTATION, labels.get(UNIT_LABEL)) == unit_id
+    )
+
+
+def count(value: object) -> int:
+    """A whole number the API server wrote as a number or text; 0 when it is not one."""
+    try:
+        return int(str(value))
+    except ValueError:
+        return 0
+
+
+def timestamp(value: object) -> float:
+    """An RFC 3339 time as seconds since the epoch; 0.0 when absent or unreadable."""
+    try:
+        return datetime.fromisoformat(str(value)).timestamp() if value else 0.0
+    except ValueError:
+        return 0.0

@@ -61,12 +61,10 @@ from burstd.providers.base import (
     UnitSpec,
 )
 from burstd.providers.interlink import CONNECTIVITY_CONDITION, GPU_TYPE_LABEL, slots
+from burstd.providers.kube import GPUS_ANNOTATION, RULE_ANNOTATION, UNIT_ANNOTATION
 
 log = logging.getLogger(__name__)
 
-UNIT_ANNOTATION = "burstd.io/unit"
-RULE_ANNOTATION = "burstd.io/rule"
-GPUS_ANNOTATION = "burstd.io/gpus"
 ENABLED_ANNOTATION = "burstd.io/enabled-at"
 PROVIDER = "interlink"
 
@@ -97,13 +95,6 @@ def _condition(node: Mapping[str, Any], kind: str) -> str | None:
         if c.get("type") == kind:
             return str(c.get("status"))
     return None
-
-
-def _count(value: object) -> int:
-    try:
-        return int(str(value))
-    except ValueError:
-        return 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,7 +138,7 @@ class _Seen:
 
     @property
     def replicas(self) -> int:
-        return _count(((self.deployment or {}).get("spec") or {}).get("replicas", 0))
+        return kube.count(((self.deployment or {}).get("spec") or {}).get("replicas", 0))
 
 
 class InterLinkProvider:
@@ -335,7 +326,9 @@ class InterLinkProvider:
         taints = (node.get("spec") or {}).get("taints") or []
         if any(t.get("key") in STARTUP_TAINTS for t in taints):
             return "it still has a not-ready taint"
-        have = _count(((node.get("status") or {}).get("allocatable") or {}).get(GPU_RESOURCE, 0))
+        have = kube.count(
+            ((node.get("status") or {}).get("allocatable") or {}).get(GPU_RESOURCE, 0)
+        )
         if have < gpus:
             return f"it has {have} {GPU_RESOURCE} allocatable, the unit needs {gpus}"
         return None
@@ -392,7 +385,7 @@ class InterLinkProvider:
         labels = _meta(seen.holder, "labels")
         node = seen.node or {}
         node_labels = _meta(node, "labels")
-        gpus = _count(holder.get(GPUS_ANNOTATION, 0))
+        gpus = kube.count(holder.get(GPUS_ANNOTATION, 0))
         if ready is None:
             ready = self._not_ready(seen.node, gpus) is None
         cordoned = bool((node.get("spec") or {}).get("unschedulable"))
@@ -400,11 +393,6 @@ class InterLinkProvider:
         if seen.slot.scaled and seen.replicas == 0:
             # Half disabled (scaled down, Node maybe left): it takes no pods, burstd did that.
             cordoned = by_burstd = True
-        enabled = holder.get(ENABLED_ANNOTATION)
-        try:
-            created_at = datetime.fromisoformat(enabled).timestamp() if enabled else 0.0
-        except ValueError:
-            created_at = 0.0
         return ProvisionedUnit(
             id=str(holder.get(UNIT_ANNOTATION, "")),
             target=str(labels.get(TARGET_LABEL, self.target)),
@@ -415,7 +403,7 @@ class InterLinkProvider:
             cordoned=cordoned,
             cordoned_by_burstd=cordoned and by_burstd,
             gpu_model=str(node_labels.get(GPU_MODEL_LABEL) or node_labels.get(GPU_TYPE_LABEL, "")),
-            created_at=created_at,
+            created_at=kube.timestamp(holder.get(ENABLED_ANNOTATION)),
         )
 
     async def _unschedulable(self, unit_id: str, node: str | None, value: bool) -> None:
@@ -485,9 +473,9 @@ class InterLinkProvider:
             if d is None:
                 return True
             status = d.get("status") or {}
-            observed = _count(status.get("observedGeneration", 0))
-            generation = _count((d.get("metadata") or {}).get("generation", 0))
-            return observed >= generation and _count(status.get("replicas", 0)) == 0
+            observed = kube.count(status.get("observedGeneration", 0))
+            generation = kube.count((d.get("metadata") or {}).get("generation", 0))
+            return observed >= generation and kube.count(status.get("replicas", 0)) == 0
 
         await self._until(done, f"deployment {namespace}/{name} still has replicas")
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -61,6 +60,12 @@ from burstd.providers.base import (
     ProvisionedUnit,
     UnitSpec,
 )
+from burstd.providers.kube import (
+    GPUS_ANNOTATION,
+    MIG_ANNOTATION,
+    RULE_ANNOTATION,
+    UNIT_ANNOTATION,
+)
 from burstd.providers.kwok import KIND_NAME
 from burstd.providers.kwok import capacity as kwok_capacity
 from burstd.providers.kwok import taints as kwok_taints
@@ -68,10 +73,6 @@ from burstd.providers.kwok import taints as kwok_taints
 log = logging.getLogger(__name__)
 
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
-UNIT_ANNOTATION = "burstd.io/unit"
-RULE_ANNOTATION = "burstd.io/rule"
-GPUS_ANNOTATION = "burstd.io/gpus"
-MIG_ANNOTATION = "burstd.io/mig"
 
 
 class KwokProvider:
@@ -153,15 +154,6 @@ class KwokProvider:
         }
         return body
 
-    def _owned(self, node: Mapping[str, Any], unit_id: str) -> bool:
-        meta = node.get("metadata") or {}
-        annotations = meta.get("annotations") or {}
-        labels = meta.get("labels") or {}
-        return (
-            labels.get(MANAGED_BY_LABEL) == MANAGED_BY
-            and annotations.get(UNIT_ANNOTATION, labels.get(UNIT_LABEL)) == unit_id
-        )
-
     # The Provider contract ----------------------------------------------------------------
 
     async def create(self, spec: UnitSpec) -> ProvisionedUnit:
@@ -184,7 +176,7 @@ class KwokProvider:
             if e.status != 409:
                 raise
             existing = await self._read(name)
-            if existing is not None and not self._owned(existing, spec.id):
+            if existing is not None and not kube.owned(existing, spec.id):
                 raise ProviderError(f"node {name} exists and is not unit {spec.id}'s") from e
         while True:
             try:
@@ -240,11 +232,6 @@ class KwokProvider:
             c.get("type") == "Ready" and c.get("status") == "True"
             for c in status.get("conditions") or []
         )
-        created = meta.get("creationTimestamp")
-        try:
-            created_at = datetime.fromisoformat(created).timestamp() if created else 0.0
-        except ValueError:
-            created_at = 0.0
         mig = parse_mig(str(annotations.get(MIG_ANNOTATION, "")))
         if not mig and MIG_ANNOTATION not in annotations:
             mig = _mig_capacity(status.get("capacity") or {})
@@ -259,7 +246,7 @@ class KwokProvider:
             cordoned_by_burstd=CORDONED_ANNOTATION in annotations,
             gpu_model=str(labels.get(GPU_MODEL_LABEL, "")),
             mig=mig,
-            created_at=created_at,
+            created_at=kube.timestamp(meta.get("creationTimestamp")),
         )
 
     async def _set_unschedulable(self, unit_id: str, node: str | None, value: bool) -> None:
@@ -287,7 +274,7 @@ class KwokProvider:
         existing = await self._read(name)
         if existing is None:
             return
-        if not self._owned(existing, unit_id):
+        if not kube.owned(existing, unit_id):
             e = ProviderError(f"node {name} is not unit {unit_id}'s; not deleting it")
             e.retryable = False
             raise e

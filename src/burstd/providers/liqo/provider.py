@@ -37,7 +37,6 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -65,6 +64,12 @@ from burstd.providers.base import (
     UnitShape,
     UnitSpec,
 )
+from burstd.providers.kube import (
+    GPUS_ANNOTATION,
+    MIG_ANNOTATION,
+    RULE_ANNOTATION,
+    UNIT_ANNOTATION,
+)
 from burstd.providers.liqo import (
     CREATE_VIRTUAL_NODE_ANNOTATION,
     DEFAULT_CLASS,
@@ -81,10 +86,6 @@ log = logging.getLogger(__name__)
 AUTH = ("authentication.liqo.io", "v1beta1")
 OFFLOADING = ("offloading.liqo.io", "v1beta1")
 CORE = ("core.liqo.io", "v1beta1")
-UNIT_ANNOTATION = "burstd.io/unit"
-RULE_ANNOTATION = "burstd.io/rule"
-GPUS_ANNOTATION = "burstd.io/gpus"
-MIG_ANNOTATION = "burstd.io/mig"
 GPU_MODEL_ANNOTATION = "burstd.io/gpu-model"
 
 _BAD_MODULE = frozenset({"Error", "NotReady", "SomeNotReady"})
@@ -102,20 +103,6 @@ def _condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
         if c.get("type") == kind:
             return dict(c)
     return {}
-
-
-def _count(value: object) -> int:
-    try:
-        return int(str(value))
-    except ValueError:
-        return 0
-
-
-def _timestamp(value: object) -> float:
-    try:
-        return datetime.fromisoformat(str(value)).timestamp() if value else 0.0
-    except ValueError:
-        return 0.0
 
 
 class LiqoProvider:
@@ -304,15 +291,6 @@ class LiqoProvider:
             },
         }
 
-    def _owned(self, obj: Mapping[str, Any], unit_id: str) -> bool:
-        meta = obj.get("metadata") or {}
-        labels = meta.get("labels") or {}
-        annotations = meta.get("annotations") or {}
-        return (
-            labels.get(MANAGED_BY_LABEL) == MANAGED_BY
-            and annotations.get(UNIT_ANNOTATION, labels.get(UNIT_LABEL)) == unit_id
-        )
-
     # The Provider contract ----------------------------------------------------------------
 
     async def create(self, spec: UnitSpec) -> ProvisionedUnit:
@@ -345,10 +323,10 @@ class LiqoProvider:
             if e.status != 409:
                 raise
             existing = await self._slice(name)
-            if existing is not None and not self._owned(existing, spec.id):
+            if existing is not None and not kube.owned(existing, spec.id):
                 raise ProviderError(f"resource slice {ns}/{name} is not unit {spec.id}'s") from e
             if existing is not None:
-                made = _timestamp((existing.get("metadata") or {}).get("creationTimestamp"))
+                made = kube.timestamp((existing.get("metadata") or {}).get("creationTimestamp"))
                 if made:
                     left = made + spec.ready_deadline - time.time()
                     deadline = loop.time() + max(0.0, min(spec.ready_deadline, left))
@@ -401,7 +379,7 @@ class LiqoProvider:
             return "slice not Accepted yet", None
         granted = (rs.get("status") or {}).get("resources") or {}
         for resource, n in kube.gpu_need(spec.gpus, spec.mig).items():
-            if _count(granted.get(resource, 0)) < n:
+            if kube.count(granted.get(resource, 0)) < n:
                 return f"accepted, but status.resources grants {granted.get(resource, 0)} " + (
                     f"of {n} {resource}"
                 ), None
@@ -423,8 +401,8 @@ class LiqoProvider:
             return f"node {name} still tainted not-ready"
         allocatable = (node.get("status") or {}).get("allocatable") or {}
         for resource, n in kube.gpu_need(spec.gpus, spec.mig).items():
-            need = max(n, _count(granted.get(resource, n)))
-            if _count(allocatable.get(resource, 0)) < need:
+            need = max(n, kube.count(granted.get(resource, n)))
+            if kube.count(allocatable.get(resource, 0)) < need:
                 return (
                     f"accepted, but node {name} has {allocatable.get(resource, 0)} of {need} "
                     f"{resource} allocatable"
@@ -461,7 +439,7 @@ class LiqoProvider:
             mig = {str(k): int(v) for k, v in json.loads(annotations[MIG_ANNOTATION]).items()}
         except (KeyError, ValueError, TypeError, AttributeError):
             mig = {}
-        gpus = _count(annotations.get(GPUS_ANNOTATION, "0"))
+        gpus = kube.count(annotations.get(GPUS_ANNOTATION, "0"))
         ready = False
         cordoned = by_burstd = False
         if node is not None:
@@ -484,7 +462,7 @@ class LiqoProvider:
             cordoned_by_burstd=by_burstd,
             gpu_model=str(annotations.get(GPU_MODEL_ANNOTATION, "")),
             mig=mig,
-            created_at=_timestamp(meta.get("creationTimestamp")),
+            created_at=kube.timestamp(meta.get("creationTimestamp")),
         )
 
     async def _cordon(self, unit_id: str, node: str | None, value: bool) -> None:
@@ -523,7 +501,7 @@ class LiqoProvider:
         name = slice_name(unit_id)
         node_name = node or name
         rs = await self._slice(name)
-        if rs is not None and not self._owned(rs, unit_id):
+        if rs is not None and not kube.owned(rs, unit_id):
             raise _fatal(f"resource slice {name} is not unit {unit_id}'s; not deleting it")
         running = await self.running_pods(node_name)
         if running:
