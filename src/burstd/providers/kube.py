@@ -91,11 +91,16 @@ async def evict(core: Any, pod: str) -> None:
     await gone(core.create_namespaced_pod_eviction, name, namespace, body)
 
 
+def now_rfc3339() -> str:
+    """The time now as burstd writes it in annotations (RFC 3339, UTC, whole seconds)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 async def set_unschedulable(core: Any, name: str, value: bool) -> bool:
     """Cordon (``value`` True) or uncordon Node ``name`` through ``core`` (a ``CoreV1Api``).
     The same write sets burstd's record of its own cordon (``CORDONED_ANNOTATION``, the time as
     RFC 3339) or removes it. Idempotent; False when the node is gone."""
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+    stamp = now_rfc3339() if value else None
     body = {
         "metadata": {"annotations": {CORDONED_ANNOTATION: stamp}},
         "spec": {"unschedulable": value},

@@ -33,7 +33,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -77,10 +76,6 @@ _OWN_ANNOTATIONS = (
     CORDONED_ANNOTATION,
 )
 _CLAIM_TRIES = 8
-
-
-def _now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _meta(obj: Mapping[str, Any] | None, key: str) -> dict[str, Any]:
@@ -208,7 +203,7 @@ class InterLinkProvider:
                 UNIT_ANNOTATION: spec.id,
                 RULE_ANNOTATION: spec.rule,
                 GPUS_ANNOTATION: str(spec.gpus),
-                ENABLED_ANNOTATION: _now_rfc3339(),
+                ENABLED_ANNOTATION: kube.now_rfc3339(),
                 CORDONED_ANNOTATION: None,
             },
         }
@@ -307,7 +302,7 @@ class InterLinkProvider:
             return
         meta = self._ownership(spec, None)
         meta["annotations"][ENABLED_ANNOTATION] = _meta(seen.deployment, "annotations").get(
-            ENABLED_ANNOTATION, _now_rfc3339()
+            ENABLED_ANNOTATION, kube.now_rfc3339()
         )
         await self._patch_node(seen.slot.node, {"metadata": meta, "spec": {"unschedulable": False}})
 
