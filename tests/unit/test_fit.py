@@ -15,6 +15,7 @@ from burstd.plan.fit import NodeFacts, pod_fits
 from burstd.providers import kwok
 from burstd.providers.base import UnitShape, UnitSpec
 from burstd.providers.kwok.provider import KwokProvider
+from burstd.providers.node_params import TAINT_EFFECTS
 from burstd.sources.kube.convert import node_from_raw, pod_from_raw
 
 MODEL = "NVIDIA-A100"
@@ -228,7 +229,7 @@ taints_st = st.lists(
         {
             "key": st.sampled_from(("burst", "gpu")),
             "value": st.sampled_from(("", "yes")),
-            "effect": st.sampled_from(kwok.TAINT_EFFECTS),
+            "effect": st.sampled_from(TAINT_EFFECTS),
         }
     ),
     max_size=2,

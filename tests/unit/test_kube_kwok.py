@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from burstd.providers import kube
 from burstd.providers.base import Provider, UnitSpec
 from burstd.providers.kwok.provider import KwokProvider
 
@@ -78,12 +79,13 @@ def ready_node(**status: Any) -> dict[str, Any]:
 
 
 def test_ready_needs_the_condition_the_gpus_and_no_startup_taint() -> None:
-    assert KwokProvider._ready(ready_node(), SPEC)
-    assert not KwokProvider._ready(ready_node(conditions=[]), SPEC)
-    assert not KwokProvider._ready(ready_node(allocatable={"nvidia.com/gpu": "2"}), SPEC)
+    need = kube.gpu_need(SPEC.gpus, SPEC.mig)
+    assert kube.node_ready(ready_node(), need)
+    assert not kube.node_ready(ready_node(conditions=[]), need)
+    assert not kube.node_ready(ready_node(allocatable={"nvidia.com/gpu": "2"}), need)
     tainted = ready_node()
     tainted["spec"]["taints"] = [{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]
-    assert not KwokProvider._ready(tainted, SPEC)
+    assert not kube.node_ready(tainted, need)
 
 
 def test_found_reads_back_the_unit() -> None:
@@ -99,9 +101,8 @@ def test_found_reads_back_the_unit() -> None:
 
 
 def test_only_its_own_nodes_are_owned() -> None:
-    p = provider()
     node = ready_node()
-    assert p._owned(node, "kw-abc123")
-    assert not p._owned(node, "kw-other")
+    assert kube.owned(node, "kw-abc123")
+    assert not kube.owned(node, "kw-other")
     node["metadata"]["labels"].pop("app.kubernetes.io/managed-by")
-    assert not p._owned(node, "kw-abc123")
+    assert not kube.owned(node, "kw-abc123")

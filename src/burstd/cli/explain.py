@@ -8,13 +8,12 @@ from typing import Any, NoReturn
 import click
 
 from burstd.cli.notes import rule_warnings
-from burstd.cli.options import Number
+from burstd.cli.options import load_rules_or_exit, seconds_option
 from burstd.inputs import SNAPSHOT_MAX_BYTES, InputError, read_text
 from burstd.model import NoOp
 from burstd.model.durations import format_duration
 from burstd.model.serde import MAX_TIME, SnapshotError, check_targets, snapshot_from_dict
 from burstd.plan.planner import plan
-from burstd.rules.loader import RulesError, load_rules
 
 
 @click.command()
@@ -26,21 +25,12 @@ from burstd.rules.loader import RulesError, load_rules
     help="A snapshot written as JSON (see docs/snapshot.md).",
 )
 @click.option("--rules", "rules_path", required=True, type=click.Path(), help="A rules file.")
-@click.option(
-    "--at",
-    "at",
-    type=Number(0, MAX_TIME, unit="seconds"),
-    default=None,
-    help="The time to decide at (seconds); default: the snapshot's own 'now'.",
+@seconds_option(
+    "--at", 0, MAX_TIME, help="The time to decide at (seconds); default: the snapshot's own 'now'."
 )
 def explain(snapshot_path: str, rules_path: str, at: float | None) -> None:
     """Print the decisions for a snapshot, each with its reason, and what each rule saw."""
-    try:
-        ruleset = load_rules(rules_path)
-    except RulesError as e:
-        for problem in e.problems:
-            click.echo(str(problem), err=True)
-        raise SystemExit(1) from None
+    ruleset = load_rules_or_exit(rules_path)
     try:
         snapshot, taken = snapshot_from_dict(_read_json(snapshot_path))
         check_targets(snapshot, ruleset.targets)

@@ -1,4 +1,5 @@
-"""Option types that refuse what a command cannot run with, as usage errors (exit code 2).
+"""Option types that refuse what a command cannot run with, as usage errors (exit code 2),
+and the reading of options more than one command takes.
 
 click's ``FloatRange`` lets ``nan`` through (every comparison with it is false) and ``inf`` is a
 float like any other, so an interval of ``nan`` or ``0`` would make the daemon spin. Each
@@ -8,8 +9,15 @@ bounded option says its range in the error.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
+
+from burstd.rules.loader import RulesError, load_rules
+from burstd.rules.types import RuleSet
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 # Times a snapshot or ``--at`` may carry, in seconds since the epoch: up to the year 5138, far
 # past any real clock, and small enough that adding a duration stays exact to the millisecond.
@@ -49,3 +57,32 @@ class Number(click.ParamType[float, object]):
         if not math.isfinite(number) or too_low or number > self.maximum:
             self.fail(f"expected {self._range()}, got {value!r}", param, ctx)
         return number
+
+
+def seconds_option(
+    flag: str,
+    minimum: float,
+    maximum: float,
+    *,
+    default: float | None = None,
+    open_min: bool = False,
+    help: str,
+) -> Callable[[_F], _F]:
+    """A ``click.option`` taking a ``Number`` of seconds, its default shown in ``--help``."""
+    return click.option(
+        flag,
+        type=Number(minimum, maximum, open_min=open_min, unit="seconds"),
+        default=default,
+        show_default=default is not None,
+        help=help,
+    )
+
+
+def load_rules_or_exit(path: str) -> RuleSet:
+    """The rules file at ``path``; else every problem in it on stderr and exit code 1."""
+    try:
+        return load_rules(path)
+    except RulesError as e:
+        for problem in e.problems:
+            click.echo(str(problem), err=True)
+        raise SystemExit(1) from None

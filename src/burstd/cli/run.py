@@ -12,9 +12,8 @@ from burstd import faults
 from burstd.api.ops import ApiSettings, read_token
 from burstd.api.server import is_loopback, split_listen
 from burstd.app import App, Settings, configure_logging, default_state_dir
-from burstd.cli.options import Number
+from burstd.cli.options import load_rules_or_exit, seconds_option
 from burstd.model import DEFAULT_INSTANCE
-from burstd.rules.loader import RulesError, load_rules
 from burstd.sources.kube.client import KubeconfigError, check_kubeconfig
 from burstd.sources.kube.lease import LeaseSettings
 from burstd.sources.prometheus import PrometheusSettings, Secret
@@ -47,18 +46,18 @@ from burstd.sources.prometheus import PrometheusSettings, Secret
     default="info",
     show_default=True,
 )
-@click.option(
+@seconds_option(
     "--grace-period",
-    type=Number(0, 3600, unit="seconds"),
+    0,
+    3600,
     default=30.0,
-    show_default=True,
     help="Seconds provider calls in flight may finish after SIGTERM.",
 )
-@click.option(
+@seconds_option(
     "--adopt-interval",
-    type=Number(1, 86_400, unit="seconds"),
+    1,
+    86_400,
     default=60.0,
-    show_default=True,
     help="Seconds between looks for units burstd made but does not know.",
 )
 @click.option(
@@ -118,17 +117,11 @@ from burstd.sources.prometheus import PrometheusSettings, Secret
     default=None,
     help="CA bundle for an https Prometheus.",
 )
-@click.option(
-    "--prometheus-timeout",
-    type=Number(0, 600, open_min=True, unit="seconds"),
-    default=5.0,
-    show_default=True,
-    help="Seconds a query.",
-)
-@click.option(
+@seconds_option("--prometheus-timeout", 0, 600, open_min=True, default=5.0, help="Seconds a query.")
+@seconds_option(
     "--prometheus-step",
-    type=Number(1, 86_400, unit="seconds"),
-    default=None,
+    1,
+    86_400,
     help="Range-query resolution in seconds; default the loop interval.",
 )
 @click.option(
@@ -137,11 +130,11 @@ from burstd.sources.prometheus import PrometheusSettings, Secret
     show_default=True,
     help="Read nvml: queries from this host's GPUs (needs the nvml extra and the driver).",
 )
-@click.option(
+@seconds_option(
     "--signal-grace",
-    type=Number(0, 86_400, unit="seconds"),
+    0,
+    86_400,
     default=60.0,
-    show_default=True,
     help="Seconds a query may lack data before a signal_stale notice is raised.",
 )
 @click.option(
@@ -214,12 +207,7 @@ def run(
 ) -> None:
     """Watch the cluster and borrow GPUs by the rules in --config."""
     configure_logging(log_format, log_level)
-    try:
-        rules = load_rules(config)
-    except RulesError as e:
-        for problem in e.problems:
-            click.echo(str(problem), err=True)
-        raise SystemExit(1) from None
+    rules = load_rules_or_exit(config)
     if kubeconfig is not None:
         # Checked before anything starts, so a wrong path is one line, not a failed daemon.
         try:

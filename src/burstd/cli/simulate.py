@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from burstd.cli.options import Number
+from burstd.cli.options import seconds_option
 from burstd.inputs import RULES_MAX_BYTES, InputError, read_text, write_text
 from burstd.rules.loader import RulesError, load_rules, parse_rules
 from burstd.rules.types import RuleSet
@@ -158,10 +158,10 @@ class _Bars:
     help="What utilization triggers read: the share of local GPUs allocated, or the bundled "
     "GenAI duty-cycle trace (mean of its 8 inference pods), replayed.",
 )
-@click.option(
+@seconds_option(
     "--utilization-step",
-    type=Number(1, 86_400, unit="seconds"),
-    default=None,
+    1,
+    86_400,
     help="Seconds each duty-cycle sample lasts (default: the trace's own 57 s).",
 )
 @click.option(

@@ -33,6 +33,9 @@ DEFAULT_INSTANCE = "burstd"
 # On a node burstd cordoned itself (with the time, RFC 3339). A cordoned node without it was
 # cordoned by someone else: an operator's decision, never read as burstd's own.
 CORDONED_ANNOTATION = "burstd.io/cordoned-at"
+# Taints the node lifecycle puts on a node while it starts (a unit's node exists before it is
+# ready) and lifts a moment after Ready: until then nothing schedules there.
+STARTUP_TAINTS = frozenset({"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})
 FULL_GPU_MILLI = 1000
 
 

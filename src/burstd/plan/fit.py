@@ -28,15 +28,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from burstd.model import GPU_MODEL_LABEL, GpuRequest, NodeTemplate, Pod, Snapshot, Taint, Unit
+from burstd.model import (
+    GPU_MODEL_LABEL,
+    STARTUP_TAINTS,
+    GpuRequest,
+    NodeTemplate,
+    Pod,
+    Snapshot,
+    Taint,
+    Unit,
+)
 from burstd.model.durations import format_duration
 from burstd.model.scheduling import NODE_NAME_FIELD, Placement, Requirement, Toleration
 from burstd.rules.types import Rule, RuleSet, Target
 
 UNSCHEDULABLE_TAINT = Taint(key="node.kubernetes.io/unschedulable", effect="NoSchedule")
-# Taints the node lifecycle puts on a node while it starts (a unit's node exists before it is
-# ready): they go away on their own, so they never rule a pod out of a unit.
-STARTUP_TAINTS = frozenset({"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})
 _REPELS = frozenset({"NoSchedule", "NoExecute"})
 
 
@@ -299,6 +305,7 @@ class Fitter:
                 template, gpus=unit.gpus, gpu_model=model, mig=dict(unit.mig)
             )
         else:
+            # Start-up taints go away on their own: they never rule a pod out of a unit.
             lifted = STARTUP_TAINTS | {UNSCHEDULABLE_TAINT.key} if cordon_lifted else STARTUP_TAINTS
             taints = tuple(t for t in node.taints if t.key not in lifted)
             facts = NodeFacts(

@@ -17,14 +17,14 @@ it; ``provider.py`` is the implementation.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from burstd.model import NodeTemplate, Taint
 from burstd.model.params import Param, ParamSchema, ParamType
 from burstd.model.quantity import base_units
-from burstd.providers import kwok
+from burstd.providers import node_params
 from burstd.providers.base import ProviderKind, UnitShape, unit_labels
+from burstd.providers.node_params import TEXT, taints_param
 
 TAINT = Taint(key="virtual-node.interlink/no-schedule", value="true", effect="NoSchedule")
 """The taint every InterLink virtual node carries: only pods that tolerate it land there."""
@@ -42,7 +42,6 @@ NODE_LABELS = {
 DEFAULT_CAPACITY = {"cpu": "100", "memory": "3000G", "pods": "10000"}
 """InterLink's defaults when the site's configuration names no resources."""
 
-_TEXT = Param(type=ParamType.STRING, doc="")
 _SLOT: Mapping[str, Param] = {
     "node": Param(
         type=ParamType.STRING,
@@ -66,11 +65,10 @@ PARAMS: ParamSchema = {
     "labels": Param(
         type=ParamType.MAP,
         doc="more labels the site's virtual kubelet puts on its nodes (its NodeLabels)",
-        item=_TEXT,
+        item=TEXT,
     ),
-    "taints": replace(
-        kwok.PARAMS["node_template"].fields["taints"],
-        doc="more taints the site's virtual kubelet puts on its nodes (its NodeTaints)",
+    "taints": taints_param(
+        "more taints the site's virtual kubelet puts on its nodes (its NodeTaints)"
     ),
     "cpu": Param(type=ParamType.QUANTITY, doc="the site's cpu capacity (InterLink default 100)"),
     "memory": Param(type=ParamType.QUANTITY, doc="its memory (InterLink default 3000G)"),
@@ -108,7 +106,7 @@ def slots(params: Mapping[str, Any]) -> list[tuple[str, str | None]]:
 
 def taints(params: Mapping[str, Any]) -> tuple[Taint, ...]:
     """InterLink's taint, then the site's own."""
-    return (TAINT, *kwok.taints(params))
+    return (TAINT, *node_params.taints(params.get("taints")))
 
 
 def node(shape: UnitShape, params: Mapping[str, Any]) -> NodeTemplate:
@@ -121,8 +119,8 @@ def node(shape: UnitShape, params: Mapping[str, Any]) -> NodeTemplate:
     labels.update(unit_labels(shape))
     allocatable = {
         resource: n
-        for resource, default in DEFAULT_CAPACITY.items()
-        if (n := base_units(resource, str(params.get(resource) or default))) is not None
+        for resource, quantity in node_params.capacity(params, DEFAULT_CAPACITY).items()
+        if (n := base_units(resource, quantity)) is not None
     }
     return NodeTemplate(labels=labels, taints=taints(params), allocatable=allocatable)
 

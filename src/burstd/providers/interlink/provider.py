@@ -30,14 +30,11 @@ implemented and the actuator waits for every pod to finish before the release.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 from kubernetes_asyncio import client
 
 from burstd import faults
@@ -49,9 +46,11 @@ from burstd.model import (
     MANAGED_BY_LABEL,
     PROVIDER_LABEL,
     RULE_LABEL,
+    STARTUP_TAINTS,
     TARGET_LABEL,
     UNIT_LABEL,
 )
+from burstd.providers import kube
 from burstd.providers.base import (
     CapacityError,
     NotReadyError,
@@ -61,12 +60,10 @@ from burstd.providers.base import (
     UnitSpec,
 )
 from burstd.providers.interlink import CONNECTIVITY_CONDITION, GPU_TYPE_LABEL, slots
+from burstd.providers.kube import GPUS_ANNOTATION, RULE_ANNOTATION, UNIT_ANNOTATION
 
 log = logging.getLogger(__name__)
 
-UNIT_ANNOTATION = "burstd.io/unit"
-RULE_ANNOTATION = "burstd.io/rule"
-GPUS_ANNOTATION = "burstd.io/gpus"
 ENABLED_ANNOTATION = "burstd.io/enabled-at"
 PROVIDER = "interlink"
 
@@ -79,20 +76,6 @@ _OWN_ANNOTATIONS = (
     CORDONED_ANNOTATION,
 )
 _CLAIM_TRIES = 8
-_STARTUP_TAINTS = frozenset({"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})
-
-
-class ApiError(ProviderError):
-    """The API server refused a request: ``status`` is its HTTP status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"HTTP {status}: {message}")
-        self.status = status
-        self.retryable = status >= 500 or status in (409, 429)
-
-
-def _now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _meta(obj: Mapping[str, Any] | None, key: str) -> dict[str, Any]:
@@ -107,13 +90,6 @@ def _condition(node: Mapping[str, Any], kind: str) -> str | None:
         if c.get("type") == kind:
             return str(c.get("status"))
     return None
-
-
-def _count(value: object) -> int:
-    try:
-        return int(str(value))
-    except ValueError:
-        return 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,7 +133,7 @@ class _Seen:
 
     @property
     def replicas(self) -> int:
-        return _count(((self.deployment or {}).get("spec") or {}).get("replicas", 0))
+        return kube.count(((self.deployment or {}).get("spec") or {}).get("replicas", 0))
 
 
 class InterLinkProvider:
@@ -190,52 +166,23 @@ class InterLinkProvider:
 
     # Requests ---------------------------------------------------------------------------
 
-    async def _call(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kw: Any) -> Any:
-        """A generated API call's JSON body; ``ApiError`` on an error status,
-        ``ProviderError`` when the server cannot be reached."""
-        try:
-            resp: aiohttp.ClientResponse = await fn(
-                *args, _preload_content=False, _request_timeout=30, **kw
-            )
-            try:
-                body = await resp.read()
-            finally:
-                resp.release()
-        except (aiohttp.ClientError, TimeoutError, OSError) as e:
-            raise ProviderError(f"cannot reach the API server: {type(e).__name__}: {e}") from e
-        data = json.loads(body) if body else {}
-        if not 200 <= resp.status < 300:
-            message = data.get("message", "") if isinstance(data, dict) else ""
-            raise ApiError(resp.status, str(message or body[:200]))
-        return data
-
-    async def _maybe(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> dict[str, Any] | None:
-        """Like ``_call``, ``None`` for 404."""
-        try:
-            found: dict[str, Any] = await self._call(fn, *args)
-        except ApiError as e:
-            if e.status == 404:
-                return None
-            raise
-        return found
-
     async def _read_node(self, name: str) -> dict[str, Any] | None:
-        return await self._maybe(self._core.read_node, name)
+        return await kube.maybe(self._core.read_node, name)
 
     async def _see(self, slot: Slot) -> _Seen:
         deployment = None
         if slot.deployment is not None:
             namespace, name = slot.deployment
-            deployment = await self._maybe(self._apps.read_namespaced_deployment, name, namespace)
+            deployment = await kube.maybe(self._apps.read_namespaced_deployment, name, namespace)
         return _Seen(slot=slot, node=await self._read_node(slot.node), deployment=deployment)
 
     async def _patch_node(self, name: str, body: Mapping[str, Any]) -> None:
-        await self._call(self._core.patch_node, name, body)
+        await kube.call(self._core.patch_node, name, body)
 
     async def _patch_deployment(self, slot: Slot, body: Mapping[str, Any]) -> None:
         assert slot.deployment is not None
         namespace, name = slot.deployment
-        await self._call(self._apps.patch_namespaced_deployment, name, namespace, body)
+        await kube.call(self._apps.patch_namespaced_deployment, name, namespace, body)
 
     # Ownership ----------------------------------------------------------------------------
 
@@ -256,7 +203,7 @@ class InterLinkProvider:
                 UNIT_ANNOTATION: spec.id,
                 RULE_ANNOTATION: spec.rule,
                 GPUS_ANNOTATION: str(spec.gpus),
-                ENABLED_ANNOTATION: _now_rfc3339(),
+                ENABLED_ANNOTATION: kube.now_rfc3339(),
                 CORDONED_ANNOTATION: None,
             },
         }
@@ -315,7 +262,7 @@ class InterLinkProvider:
         for _ in range(_CLAIM_TRIES):
             try:
                 await self._enable(seen, spec)
-            except ApiError as e:
+            except kube.ApiError as e:
                 if e.status not in (404, 409):
                     raise
                 seen = await self._see(seen.slot)
@@ -355,7 +302,7 @@ class InterLinkProvider:
             return
         meta = self._ownership(spec, None)
         meta["annotations"][ENABLED_ANNOTATION] = _meta(seen.deployment, "annotations").get(
-            ENABLED_ANNOTATION, _now_rfc3339()
+            ENABLED_ANNOTATION, kube.now_rfc3339()
         )
         await self._patch_node(seen.slot.node, {"metadata": meta, "spec": {"unschedulable": False}})
 
@@ -372,9 +319,11 @@ class InterLinkProvider:
         if self._connectivity and _condition(node, CONNECTIVITY_CONDITION) != "True":
             return f"its {CONNECTIVITY_CONDITION} condition is not True"
         taints = (node.get("spec") or {}).get("taints") or []
-        if any(t.get("key") in _STARTUP_TAINTS for t in taints):
+        if any(t.get("key") in STARTUP_TAINTS for t in taints):
             return "it still has a not-ready taint"
-        have = _count(((node.get("status") or {}).get("allocatable") or {}).get(GPU_RESOURCE, 0))
+        have = kube.count(
+            ((node.get("status") or {}).get("allocatable") or {}).get(GPU_RESOURCE, 0)
+        )
         if have < gpus:
             return f"it has {have} {GPU_RESOURCE} allocatable, the unit needs {gpus}"
         return None
@@ -431,7 +380,7 @@ class InterLinkProvider:
         labels = _meta(seen.holder, "labels")
         node = seen.node or {}
         node_labels = _meta(node, "labels")
-        gpus = _count(holder.get(GPUS_ANNOTATION, 0))
+        gpus = kube.count(holder.get(GPUS_ANNOTATION, 0))
         if ready is None:
             ready = self._not_ready(seen.node, gpus) is None
             if seen.slot.scaled and _meta(node, "annotations").get(UNIT_ANNOTATION) != holder.get(
@@ -445,11 +394,6 @@ class InterLinkProvider:
         if seen.slot.scaled and seen.replicas == 0:
             # Half disabled (scaled down, Node maybe left): it takes no pods, burstd did that.
             cordoned = by_burstd = True
-        enabled = holder.get(ENABLED_ANNOTATION)
-        try:
-            created_at = datetime.fromisoformat(enabled).timestamp() if enabled else 0.0
-        except ValueError:
-            created_at = 0.0
         return ProvisionedUnit(
             id=str(holder.get(UNIT_ANNOTATION, "")),
             target=str(labels.get(TARGET_LABEL, self.target)),
@@ -460,30 +404,16 @@ class InterLinkProvider:
             cordoned=cordoned,
             cordoned_by_burstd=cordoned and by_burstd,
             gpu_model=str(node_labels.get(GPU_MODEL_LABEL) or node_labels.get(GPU_TYPE_LABEL, "")),
-            created_at=created_at,
+            created_at=kube.timestamp(holder.get(ENABLED_ANNOTATION)),
         )
 
     async def _unschedulable(self, unit_id: str, node: str | None, value: bool) -> None:
         name = node or (seen.slot.node if (seen := await self._find(unit_id)) else None)
         if name is None:
             return
-        annotation = _now_rfc3339() if value else None
-        body = {
-            "metadata": {"annotations": {CORDONED_ANNOTATION: annotation}},
-            "spec": {"unschedulable": value},
-        }
-        try:
-            await self._patch_node(name, body)
-        except ApiError as e:
-            if e.status != 404:
-                raise
-            log.warning(
-                "unit %s: node %s is gone; nothing to %s",
-                unit_id,
-                name,
-                "cordon" if value else "uncordon",
-                extra={"event": "interlink_node_gone", "unit": unit_id},
-            )
+        await kube.cordon_node(
+            self._core, unit_id, name, value, log=log, event="interlink_node_gone"
+        )
 
     async def cordon(self, unit_id: str, node: str | None) -> None:
         """Mark the node unschedulable (noting burstd did it). Idempotent."""
@@ -540,22 +470,18 @@ class InterLinkProvider:
         namespace, name = slot.deployment
 
         async def done() -> bool:
-            d = await self._maybe(self._apps.read_namespaced_deployment, name, namespace)
+            d = await kube.maybe(self._apps.read_namespaced_deployment, name, namespace)
             if d is None:
                 return True
             status = d.get("status") or {}
-            observed = _count(status.get("observedGeneration", 0))
-            generation = _count((d.get("metadata") or {}).get("generation", 0))
-            return observed >= generation and _count(status.get("replicas", 0)) == 0
+            observed = kube.count(status.get("observedGeneration", 0))
+            generation = kube.count((d.get("metadata") or {}).get("generation", 0))
+            return observed >= generation and kube.count(status.get("replicas", 0)) == 0
 
         await self._until(done, f"deployment {namespace}/{name} still has replicas")
 
     async def _delete_node(self, name: str) -> None:
-        try:
-            await self._call(self._core.delete_node, name)
-        except ApiError as e:
-            if e.status != 404:
-                raise
+        await kube.gone(self._core.delete_node, name)
 
         async def gone() -> bool:
             return await self._read_node(name) is None

@@ -13,24 +13,16 @@ from typing import Any
 from burstd.model import PROVIDER_LABEL, NodeTemplate, Taint
 from burstd.model.params import Param, ParamSchema, ParamType
 from burstd.model.quantity import base_units
+from burstd.providers import node_params
 from burstd.providers.base import (
     ProviderKind,
     UnitShape,
     unit_labels,
 )
+from burstd.providers.node_params import TEXT, taints_param
 
 KIND_NAME = "kwok"
 DEFAULT_CAPACITY = {"cpu": "32", "memory": "256Gi", "pods": "110", "ephemeral-storage": "100Gi"}
-TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
-
-_TEXT = Param(type=ParamType.STRING, doc="")
-_TAINT: Mapping[str, Param] = {
-    "key": Param(type=ParamType.STRING, doc="taint key", required=True),
-    "value": Param(type=ParamType.STRING, doc="taint value", default=""),
-    "effect": Param(
-        type=ParamType.STRING, doc="taint effect", choices=TAINT_EFFECTS, default="NoSchedule"
-    ),
-}
 
 PARAMS: ParamSchema = {
     "name_prefix": Param(
@@ -52,15 +44,11 @@ PARAMS: ParamSchema = {
         type=ParamType.MAPPING,
         doc="the rest of the Node",
         fields={
-            "labels": Param(type=ParamType.MAP, doc="labels added to the node", item=_TEXT),
+            "labels": Param(type=ParamType.MAP, doc="labels added to the node", item=TEXT),
             "annotations": Param(
-                type=ParamType.MAP, doc="annotations added to the node", item=_TEXT
+                type=ParamType.MAP, doc="annotations added to the node", item=TEXT
             ),
-            "taints": Param(
-                type=ParamType.LIST,
-                doc="taints of the node",
-                item=Param(type=ParamType.MAPPING, doc="a taint", fields=_TAINT),
-            ),
+            "taints": taints_param("taints of the node"),
             "cpu": Param(type=ParamType.QUANTITY, doc="cpu capacity (default 32)"),
             "memory": Param(type=ParamType.QUANTITY, doc="memory capacity (default 256Gi)"),
             "pods": Param(type=ParamType.QUANTITY, doc="pod capacity (default 110)"),
@@ -79,29 +67,11 @@ PARAMS: ParamSchema = {
 
 def capacity(template: Mapping[str, Any]) -> dict[str, str]:
     """Capacity (and allocatable) of a unit's node other than its GPUs, as quantities."""
-    out = dict(DEFAULT_CAPACITY)
-    for key, name in (
-        ("cpu", "cpu"),
-        ("memory", "memory"),
-        ("pods", "pods"),
-        ("ephemeral-storage", "ephemeral_storage"),
-    ):
-        if name in template:
-            out[key] = str(template[name])
-    out.update({str(k): str(v) for k, v in (template.get("resources") or {}).items()})
-    return out
+    return node_params.capacity(template, DEFAULT_CAPACITY)
 
 
 def taints(template: Mapping[str, Any]) -> tuple[Taint, ...]:
-    return tuple(
-        Taint(
-            key=str(t["key"]),
-            value=str(t.get("value", "")),
-            effect=str(t.get("effect", "NoSchedule")),
-        )
-        for t in template.get("taints") or ()
-        if isinstance(t, Mapping) and "key" in t
-    )
+    return node_params.taints(template.get("taints"))
 
 
 def node(shape: UnitShape, params: Mapping[str, Any]) -> NodeTemplate:

@@ -33,13 +33,10 @@ cordoned without it was cordoned by an operator, which ``list_units`` reports.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 from kubernetes_asyncio import client
 
 from burstd import faults
@@ -55,12 +52,19 @@ from burstd.model import (
     TARGET_LABEL,
     UNIT_LABEL,
 )
+from burstd.providers import kube
 from burstd.providers.base import (
     NotReadyError,
     ProviderContext,
     ProviderError,
     ProvisionedUnit,
     UnitSpec,
+)
+from burstd.providers.kube import (
+    GPUS_ANNOTATION,
+    MIG_ANNOTATION,
+    RULE_ANNOTATION,
+    UNIT_ANNOTATION,
 )
 from burstd.providers.kwok import KIND_NAME
 from burstd.providers.kwok import capacity as kwok_capacity
@@ -69,22 +73,6 @@ from burstd.providers.kwok import taints as kwok_taints
 log = logging.getLogger(__name__)
 
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
-UNIT_ANNOTATION = "burstd.io/unit"
-RULE_ANNOTATION = "burstd.io/rule"
-GPUS_ANNOTATION = "burstd.io/gpus"
-MIG_ANNOTATION = "burstd.io/mig"
-
-_STARTUP_TAINTS = frozenset({"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})
-
-
-class ApiStatusError(ProviderError):
-    """The API server refused a request: ``status`` is its HTTP status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"HTTP {status}: {message}")
-        self.status = status
-        # Client errors other than conflicts and throttling will not go away by retrying.
-        self.retryable = status >= 500 or status in (409, 429)
 
 
 class KwokProvider:
@@ -113,35 +101,8 @@ class KwokProvider:
     def node_name(self, unit_id: str) -> str:
         return f"{self._prefix}{unit_id}"
 
-    # Requests ---------------------------------------------------------------------------
-
-    async def _request(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kw: Any) -> Any:
-        """Call a generated API function and return its JSON body; raise ``ApiStatusError``
-        on an error status and ``ProviderError`` when the server cannot be reached."""
-        try:
-            resp: aiohttp.ClientResponse = await fn(
-                *args, _preload_content=False, _request_timeout=30, **kw
-            )
-            try:
-                body = await resp.read()
-            finally:
-                resp.release()
-        except (aiohttp.ClientError, TimeoutError, OSError) as e:
-            raise ProviderError(f"cannot reach the API server: {type(e).__name__}: {e}") from e
-        data = json.loads(body) if body else {}
-        if not 200 <= resp.status < 300:
-            message = data.get("message", "") if isinstance(data, dict) else ""
-            raise ApiStatusError(resp.status, str(message or body[:200]))
-        return data
-
     async def _read(self, name: str) -> dict[str, Any] | None:
-        try:
-            node: dict[str, Any] = await self._request(self._core.read_node, name)
-        except ApiStatusError as e:
-            if e.status == 404:
-                return None
-            raise
-        return node
+        return await kube.maybe(self._core.read_node, name)
 
     # The node ---------------------------------------------------------------------------
 
@@ -193,39 +154,6 @@ class KwokProvider:
         }
         return body
 
-    def _owned(self, node: Mapping[str, Any], unit_id: str) -> bool:
-        meta = node.get("metadata") or {}
-        annotations = meta.get("annotations") or {}
-        labels = meta.get("labels") or {}
-        return (
-            labels.get(MANAGED_BY_LABEL) == MANAGED_BY
-            and annotations.get(UNIT_ANNOTATION, labels.get(UNIT_LABEL)) == unit_id
-        )
-
-    @staticmethod
-    def _ready(node: Mapping[str, Any], spec: UnitSpec) -> bool:
-        status = node.get("status") or {}
-        conditions = status.get("conditions") or []
-        if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
-            return False
-        # The node controller lifts these a moment after Ready; until then nothing schedules.
-        taints = (node.get("spec") or {}).get("taints") or []
-        if any(t.get("key") in _STARTUP_TAINTS for t in taints):
-            return False
-        allocatable = status.get("allocatable") or {}
-        need = (
-            {f"{MIG_RESOURCE_PREFIX}{p}": n for p, n in spec.mig.items()}
-            if spec.mig
-            else {GPU_RESOURCE: spec.gpus}
-        )
-        for resource, n in need.items():
-            try:
-                if int(str(allocatable.get(resource, "0"))) < n:
-                    return False
-            except ValueError:
-                return False
-        return True
-
     # The Provider contract ----------------------------------------------------------------
 
     async def create(self, spec: UnitSpec) -> ProvisionedUnit:
@@ -236,7 +164,7 @@ class KwokProvider:
         deadline = loop.time() + spec.ready_deadline
         name = self.node_name(spec.id)
         try:
-            await self._request(self._core.create_node, self.manifest(spec))
+            await kube.call(self._core.create_node, self.manifest(spec))
             faults.hit(faults.OBJECT_CREATED)
             log.info(
                 "created node %s for unit %s",
@@ -244,11 +172,11 @@ class KwokProvider:
                 spec.id,
                 extra={"event": "kwok_node_created", "unit": spec.id, "node": name},
             )
-        except ApiStatusError as e:
+        except kube.ApiError as e:
             if e.status != 409:
                 raise
             existing = await self._read(name)
-            if existing is not None and not self._owned(existing, spec.id):
+            if existing is not None and not kube.owned(existing, spec.id):
                 raise ProviderError(f"node {name} exists and is not unit {spec.id}'s") from e
         while True:
             try:
@@ -265,7 +193,7 @@ class KwokProvider:
                 node = {}
             if node is None:
                 raise ProviderError(f"node {name} of unit {spec.id} was deleted while starting")
-            if node and self._ready(node, spec):
+            if node and kube.node_ready(node, kube.gpu_need(spec.gpus, spec.mig)):
                 return self._found(node, spec.id)
             if loop.time() >= deadline:
                 await self._delete_quietly(spec.id, name)
@@ -304,11 +232,6 @@ class KwokProvider:
             c.get("type") == "Ready" and c.get("status") == "True"
             for c in status.get("conditions") or []
         )
-        created = meta.get("creationTimestamp")
-        try:
-            created_at = datetime.fromisoformat(created).timestamp() if created else 0.0
-        except ValueError:
-            created_at = 0.0
         mig = parse_mig(str(annotations.get(MIG_ANNOTATION, "")))
         if not mig and MIG_ANNOTATION not in annotations:
             mig = _mig_capacity(status.get("capacity") or {})
@@ -323,29 +246,12 @@ class KwokProvider:
             cordoned_by_burstd=CORDONED_ANNOTATION in annotations,
             gpu_model=str(labels.get(GPU_MODEL_LABEL, "")),
             mig=mig,
-            created_at=created_at,
+            created_at=kube.timestamp(meta.get("creationTimestamp")),
         )
 
     async def _set_unschedulable(self, unit_id: str, node: str | None, value: bool) -> None:
         name = node or self.node_name(unit_id)
-        # burstd's own cordon is recorded on the node in the same write (None removes it).
-        stamp = datetime.now(UTC).isoformat(timespec="seconds") if value else None
-        body = {
-            "metadata": {"annotations": {CORDONED_ANNOTATION: stamp}},
-            "spec": {"unschedulable": value},
-        }
-        try:
-            await self._request(self._core.patch_node, name, body)
-        except ApiStatusError as e:
-            if e.status != 404:
-                raise
-            log.warning(
-                "unit %s: node %s is gone; nothing to %s",
-                unit_id,
-                name,
-                "cordon" if value else "uncordon",
-                extra={"event": "kwok_node_gone", "unit": unit_id},
-            )
+        await kube.cordon_node(self._core, unit_id, name, value, log=log, event="kwok_node_gone")
 
     async def cordon(self, unit_id: str, node: str | None) -> None:
         """Mark the node unschedulable, recording that burstd did. Idempotent."""
@@ -357,21 +263,9 @@ class KwokProvider:
 
     async def evict(self, unit_id: str, node: str | None, pods: Sequence[str]) -> None:
         """Evict ``pods`` through the Eviction API (PodDisruptionBudgets apply: a refusal is
-        a retryable ``ApiStatusError`` 429). Pods already gone are skipped."""
-        for key in pods:
-            namespace, _, name = key.partition("/")
-            body = {
-                "apiVersion": "policy/v1",
-                "kind": "Eviction",
-                "metadata": {"name": name, "namespace": namespace},
-            }
-            try:
-                await self._request(
-                    self._core.create_namespaced_pod_eviction, name, namespace, body
-                )
-            except ApiStatusError as e:
-                if e.status != 404:
-                    raise
+        a retryable ``ApiError`` 429). Pods already gone are skipped."""
+        for pod in pods:
+            await kube.evict(self._core, pod)
 
     async def delete(self, unit_id: str, node: str | None) -> None:
         """Delete the unit's node and wait until it is gone. Idempotent; refuses to delete a
@@ -380,15 +274,11 @@ class KwokProvider:
         existing = await self._read(name)
         if existing is None:
             return
-        if not self._owned(existing, unit_id):
+        if not kube.owned(existing, unit_id):
             e = ProviderError(f"node {name} is not unit {unit_id}'s; not deleting it")
             e.retryable = False
             raise e
-        try:
-            await self._request(self._core.delete_node, name)
-        except ApiStatusError as err:
-            if err.status != 404:
-                raise
+        await kube.gone(self._core.delete_node, name)
         faults.hit(faults.DELETE_SENT)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._delete_timeout
@@ -406,7 +296,7 @@ class KwokProvider:
     async def list_units(self) -> list[ProvisionedUnit]:
         """Every node burstd made for this target (being deleted ones left out)."""
         selector = f"{MANAGED_BY_LABEL}={MANAGED_BY},{TARGET_LABEL}={self.target}"
-        data = await self._request(self._core.list_node, label_selector=selector)
+        data = await kube.call(self._core.list_node, label_selector=selector)
         return [
             self._found(node)
             for node in data.get("items") or []

@@ -37,10 +37,8 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 from kubernetes_asyncio import client
 
 from burstd import faults
@@ -52,9 +50,11 @@ from burstd.model import (
     MIG_RESOURCE_PREFIX,
     PROVIDER_LABEL,
     RULE_LABEL,
+    STARTUP_TAINTS,
     TARGET_LABEL,
     UNIT_LABEL,
 )
+from burstd.providers import kube
 from burstd.providers.base import (
     CapacityError,
     NotReadyError,
@@ -63,6 +63,12 @@ from burstd.providers.base import (
     ProvisionedUnit,
     UnitShape,
     UnitSpec,
+)
+from burstd.providers.kube import (
+    GPUS_ANNOTATION,
+    MIG_ANNOTATION,
+    RULE_ANNOTATION,
+    UNIT_ANNOTATION,
 )
 from burstd.providers.liqo import (
     CREATE_VIRTUAL_NODE_ANNOTATION,
@@ -80,25 +86,10 @@ log = logging.getLogger(__name__)
 AUTH = ("authentication.liqo.io", "v1beta1")
 OFFLOADING = ("offloading.liqo.io", "v1beta1")
 CORE = ("core.liqo.io", "v1beta1")
-UNIT_ANNOTATION = "burstd.io/unit"
-RULE_ANNOTATION = "burstd.io/rule"
-GPUS_ANNOTATION = "burstd.io/gpus"
-MIG_ANNOTATION = "burstd.io/mig"
 GPU_MODEL_ANNOTATION = "burstd.io/gpu-model"
-MERGE = "application/merge-patch+json"
 
-_STARTUP_TAINTS = frozenset({"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})
 _BAD_MODULE = frozenset({"Error", "NotReady", "SomeNotReady"})
 _PEERING_TTL = 30.0
-
-
-class ApiError(ProviderError):
-    """The API server refused a request (``status``: its HTTP status)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"HTTP {status}: {message}")
-        self.status = status
-        self.retryable = status >= 500 or status in (409, 429)
 
 
 def slice_name(unit_id: str) -> str:
@@ -112,20 +103,6 @@ def _condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
         if c.get("type") == kind:
             return dict(c)
     return {}
-
-
-def _count(value: object) -> int:
-    try:
-        return int(str(value))
-    except ValueError:
-        return 0
-
-
-def _timestamp(value: object) -> float:
-    try:
-        return datetime.fromisoformat(str(value)).timestamp() if value else 0.0
-    except ValueError:
-        return 0.0
 
 
 class LiqoProvider:
@@ -159,69 +136,32 @@ class LiqoProvider:
 
     # Requests ---------------------------------------------------------------------------
 
-    async def _call(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kw: Any) -> Any:
-        """A generated API call's JSON body; ``ApiError`` on an error status,
-        ``ProviderError`` when the server cannot be reached."""
-        try:
-            resp: aiohttp.ClientResponse = await fn(
-                *args, _preload_content=False, _request_timeout=30, **kw
-            )
-            try:
-                raw = await resp.read()
-            finally:
-                resp.release()
-        except (aiohttp.ClientError, TimeoutError, OSError) as e:
-            raise ProviderError(f"cannot reach the API server: {type(e).__name__}: {e}") from e
-        body = json.loads(raw) if raw else {}
-        if resp.status >= 300:
-            message = body.get("message", "") if isinstance(body, dict) else ""
-            raise ApiError(resp.status, str(message or raw[:200]))
-        return body
-
-    async def _maybe(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> dict[str, Any] | None:
-        """A GET that answers ``None`` for 404."""
-        try:
-            found: dict[str, Any] = await self._call(fn, *args)
-        except ApiError as e:
-            if e.status == 404:
-                return None
-            raise
-        return found
-
-    async def _gone(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
-        """A call on an object that may be gone already (404 is success)."""
-        try:
-            await self._call(fn, *args)
-        except ApiError as e:
-            if e.status != 404:
-                raise
-
     async def _slice(self, name: str) -> dict[str, Any] | None:
         ns = await self.namespace()
-        return await self._maybe(
+        return await kube.maybe(
             self._custom.get_namespaced_custom_object, *AUTH, ns, "resourceslices", name
         )
 
     async def _virtual_node(self, name: str) -> dict[str, Any] | None:
         ns = await self.namespace()
-        return await self._maybe(
+        return await kube.maybe(
             self._custom.get_namespaced_custom_object, *OFFLOADING, ns, "virtualnodes", name
         )
 
     async def _node(self, name: str) -> dict[str, Any] | None:
-        return await self._maybe(self._core.read_node, name)
+        return await kube.maybe(self._core.read_node, name)
 
     # The peering ------------------------------------------------------------------------
 
     async def _foreign_cluster(self) -> dict[str, Any] | None:
         """The ForeignCluster of ``remote_cluster_id``: by name (Liqo names it after the
         cluster ID), else by its remote-cluster-id label or ``spec.clusterID``."""
-        found = await self._maybe(
+        found = await kube.maybe(
             self._custom.get_cluster_custom_object, *CORE, "foreignclusters", self.remote
         )
         if found is not None:
             return found
-        listed = await self._call(self._custom.list_cluster_custom_object, *CORE, "foreignclusters")
+        listed = await kube.call(self._custom.list_cluster_custom_object, *CORE, "foreignclusters")
         for fc in listed.get("items") or []:
             labels = (fc.get("metadata") or {}).get("labels") or {}
             cid = (fc.get("spec") or {}).get("clusterID")
@@ -246,7 +186,7 @@ class LiqoProvider:
             return
         try:
             fc = await self._foreign_cluster()
-        except ApiError as e:
+        except kube.ApiError as e:
             if e.status != 404:
                 raise
             fc = None  # the CRD itself is missing: Liqo is not installed
@@ -283,10 +223,10 @@ class LiqoProvider:
         """Warn about namespaces whose GPU pods are pending but that Liqo does not offload:
         without a NamespaceOffloading their pods never get the virtual node's toleration."""
         try:
-            offloads = await self._call(
+            offloads = await kube.call(
                 self._custom.list_cluster_custom_object, *OFFLOADING, "namespaceoffloadings"
             )
-            pending = await self._call(
+            pending = await kube.call(
                 self._core.list_pod_for_all_namespaces, field_selector="status.phase=Pending"
             )
         except ProviderError:
@@ -351,21 +291,6 @@ class LiqoProvider:
             },
         }
 
-    @staticmethod
-    def _asked(spec: UnitSpec) -> dict[str, int]:
-        if spec.mig:
-            return {f"{MIG_RESOURCE_PREFIX}{p}": n for p, n in spec.mig.items()}
-        return {GPU_RESOURCE: spec.gpus}
-
-    def _owned(self, obj: Mapping[str, Any], unit_id: str) -> bool:
-        meta = obj.get("metadata") or {}
-        labels = meta.get("labels") or {}
-        annotations = meta.get("annotations") or {}
-        return (
-            labels.get(MANAGED_BY_LABEL) == MANAGED_BY
-            and annotations.get(UNIT_ANNOTATION, labels.get(UNIT_LABEL)) == unit_id
-        )
-
     # The Provider contract ----------------------------------------------------------------
 
     async def create(self, spec: UnitSpec) -> ProvisionedUnit:
@@ -377,7 +302,7 @@ class LiqoProvider:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + spec.ready_deadline
         try:
-            await self._call(
+            await kube.call(
                 self._custom.create_namespaced_custom_object,
                 *AUTH,
                 ns,
@@ -394,14 +319,14 @@ class LiqoProvider:
                 extra={"event": "liqo_slice_created", "unit": spec.id, "slice": name},
             )
             faults.hit(faults.OBJECT_CREATED)
-        except ApiError as e:
+        except kube.ApiError as e:
             if e.status != 409:
                 raise
             existing = await self._slice(name)
-            if existing is not None and not self._owned(existing, spec.id):
+            if existing is not None and not kube.owned(existing, spec.id):
                 raise ProviderError(f"resource slice {ns}/{name} is not unit {spec.id}'s") from e
             if existing is not None:
-                made = _timestamp((existing.get("metadata") or {}).get("creationTimestamp"))
+                made = kube.timestamp((existing.get("metadata") or {}).get("creationTimestamp"))
                 if made:
                     left = made + spec.ready_deadline - time.time()
                     deadline = loop.time() + max(0.0, min(spec.ready_deadline, left))
@@ -423,7 +348,7 @@ class LiqoProvider:
             except CapacityError:
                 await self._delete_quietly(spec.id, name)
                 raise
-            except ApiError as e:
+            except kube.ApiError as e:
                 if not e.retryable:
                     raise
                 missing = f"API error: {e}"
@@ -451,8 +376,8 @@ class LiqoProvider:
         if auth.get("status") != "Accepted" or res.get("status") != "Accepted":
             return "slice not Accepted yet", None
         granted = (rs.get("status") or {}).get("resources") or {}
-        for resource, n in self._asked(spec).items():
-            if _count(granted.get(resource, 0)) < n:
+        for resource, n in kube.gpu_need(spec.gpus, spec.mig).items():
+            if kube.count(granted.get(resource, 0)) < n:
                 return f"accepted, but status.resources grants {granted.get(resource, 0)} " + (
                     f"of {n} {resource}"
                 ), None
@@ -470,12 +395,12 @@ class LiqoProvider:
         if _condition(node, "Ready").get("status") != "True":
             return f"node {name} not Ready"
         taints = (node.get("spec") or {}).get("taints") or []
-        if any(t.get("key") in _STARTUP_TAINTS for t in taints):
+        if any(t.get("key") in STARTUP_TAINTS for t in taints):
             return f"node {name} still tainted not-ready"
         allocatable = (node.get("status") or {}).get("allocatable") or {}
-        for resource, n in self._asked(spec).items():
-            need = max(n, _count(granted.get(resource, n)))
-            if _count(allocatable.get(resource, 0)) < need:
+        for resource, n in kube.gpu_need(spec.gpus, spec.mig).items():
+            need = max(n, kube.count(granted.get(resource, n)))
+            if kube.count(allocatable.get(resource, 0)) < need:
                 return (
                     f"accepted, but node {name} has {allocatable.get(resource, 0)} of {need} "
                     f"{resource} allocatable"
@@ -490,8 +415,8 @@ class LiqoProvider:
         labels.update(spec.labels)
         labels.update({UNIT_LABEL: spec.id, RULE_LABEL: spec.rule, PROVIDER_LABEL: "liqo"})
         body = {"metadata": {"labels": labels}}
-        node: dict[str, Any] = await self._call(
-            self._core.patch_node, name, body, _content_type=MERGE
+        node: dict[str, Any] = await kube.call(
+            self._core.patch_node, name, body, _content_type=kube.MERGE
         )
         return node
 
@@ -516,7 +441,7 @@ class LiqoProvider:
             mig = {str(k): int(v) for k, v in json.loads(annotations[MIG_ANNOTATION]).items()}
         except (KeyError, ValueError, TypeError, AttributeError):
             mig = {}
-        gpus = _count(annotations.get(GPUS_ANNOTATION, "0"))
+        gpus = kube.count(annotations.get(GPUS_ANNOTATION, "0"))
         ready = False
         cordoned = by_burstd = False
         if node is not None:
@@ -541,28 +466,12 @@ class LiqoProvider:
             cordoned_by_burstd=by_burstd,
             gpu_model=str(annotations.get(GPU_MODEL_ANNOTATION, "")),
             mig=mig,
-            created_at=_timestamp(meta.get("creationTimestamp")),
+            created_at=kube.timestamp(meta.get("creationTimestamp")),
         )
 
     async def _cordon(self, unit_id: str, node: str | None, value: bool) -> None:
         name = node or slice_name(unit_id)
-        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
-        body = {
-            "metadata": {"annotations": {CORDONED_ANNOTATION: stamp}},
-            "spec": {"unschedulable": value},
-        }
-        try:
-            await self._call(self._core.patch_node, name, body, _content_type=MERGE)
-        except ApiError as e:
-            if e.status != 404:
-                raise
-            log.warning(
-                "unit %s: node %s is gone; nothing to %s",
-                unit_id,
-                name,
-                "cordon" if value else "uncordon",
-                extra={"event": "liqo_node_gone", "unit": unit_id},
-            )
+        await kube.cordon_node(self._core, unit_id, name, value, log=log, event="liqo_node_gone")
 
     async def cordon(self, unit_id: str, node: str | None) -> None:
         """Mark the virtual node unschedulable (and that burstd did it). Idempotent."""
@@ -575,18 +484,12 @@ class LiqoProvider:
     async def evict(self, unit_id: str, node: str | None, pods: Sequence[str]) -> None:
         """Evict ``pods`` through the Eviction API (PodDisruptionBudgets apply; a refusal is
         a retryable 429). Liqo's virtual kubelet then deletes their reflections."""
-        for key in pods:
-            namespace, _, name = key.partition("/")
-            body = {
-                "apiVersion": "policy/v1",
-                "kind": "Eviction",
-                "metadata": {"name": name, "namespace": namespace},
-            }
-            await self._gone(self._core.create_namespaced_pod_eviction, name, namespace, body)
+        for pod in pods:
+            await kube.evict(self._core, pod)
 
     async def running_pods(self, node: str) -> list[str]:
         """Pods on ``node`` that have not finished (Liqo would evict them)."""
-        listed = await self._call(
+        listed = await kube.call(
             self._core.list_pod_for_all_namespaces, field_selector=f"spec.nodeName={node}"
         )
         return [
@@ -602,7 +505,7 @@ class LiqoProvider:
         name = slice_name(unit_id)
         node_name = node or name
         rs = await self._slice(name)
-        if rs is not None and not self._owned(rs, unit_id):
+        if rs is not None and not kube.owned(rs, unit_id):
             raise _fatal(f"resource slice {name} is not unit {unit_id}'s; not deleting it")
         running = await self.running_pods(node_name)
         if running:
@@ -621,7 +524,7 @@ class LiqoProvider:
             )
         if rs is not None and not (rs.get("metadata") or {}).get("deletionTimestamp"):
             ns = await self.namespace()
-            await self._gone(
+            await kube.gone(
                 self._custom.delete_namespaced_custom_object, *AUTH, ns, "resourceslices", name
             )
             log.info(
@@ -667,7 +570,7 @@ class LiqoProvider:
             name,
             extra={"event": "liqo_node_left_behind", "unit": unit_id, "node": name},
         )
-        await self._gone(self._core.delete_node, name)
+        await kube.gone(self._core.delete_node, name)
 
     async def list_units(self) -> list[ProvisionedUnit]:
         """Every slice burstd made for this target, with its Node when there is one (a slice
@@ -675,14 +578,14 @@ class LiqoProvider:
         ns = await self.namespace()
         selector = f"{MANAGED_BY_LABEL}={MANAGED_BY},{TARGET_LABEL}={self.target}"
         try:
-            listed = await self._call(
+            listed = await kube.call(
                 self._custom.list_namespaced_custom_object,
                 *AUTH,
                 ns,
                 "resourceslices",
                 label_selector=selector,
             )
-        except ApiError as e:
+        except kube.ApiError as e:
             if e.status == 404:
                 return []  # Liqo's CRDs are not installed: nothing was ever made
             raise

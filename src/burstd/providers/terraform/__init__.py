@@ -10,20 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from burstd.model import NodeTemplate, Taint
+from burstd.model import NodeTemplate
 from burstd.model.params import Param, ParamSchema, ParamType
 from burstd.providers.base import ProviderKind, UnitShape, unit_labels
-
-TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
-
-_TEXT = Param(type=ParamType.STRING, doc="")
-_TAINT: Mapping[str, Param] = {
-    "key": Param(type=ParamType.STRING, doc="taint key", required=True),
-    "value": Param(type=ParamType.STRING, doc="taint value", default=""),
-    "effect": Param(
-        type=ParamType.STRING, doc="taint effect", choices=TAINT_EFFECTS, default="NoSchedule"
-    ),
-}
+from burstd.providers.node_params import TEXT, taints, taints_param
 
 PARAMS: ParamSchema = {
     "module": Param(
@@ -50,19 +40,19 @@ PARAMS: ParamSchema = {
     "env": Param(
         type=ParamType.MAP,
         doc="environment variables for terraform (not for secrets: see env_files)",
-        item=_TEXT,
+        item=TEXT,
     ),
     "env_files": Param(
         type=ParamType.LIST,
         doc="files of NAME=value lines added to terraform's environment (credentials); "
         "their values never appear in a log line, an error or the status",
-        item=_TEXT,
+        item=TEXT,
     ),
     "secret_env": Param(
         type=ParamType.LIST,
         doc="names of burstd's own environment variables that hold secrets (terraform "
         "inherits them; their values are redacted from everything burstd says)",
-        item=_TEXT,
+        item=TEXT,
     ),
     "binary": Param(
         type=ParamType.STRING,
@@ -110,13 +100,11 @@ PARAMS: ParamSchema = {
         type=ParamType.MAP,
         doc="labels the module puts on every node besides burstd's (for the planner: pods "
         "selecting them can land on a unit)",
-        item=_TEXT,
+        item=TEXT,
     ),
-    "node_taints": Param(
-        type=ParamType.LIST,
-        doc="taints the module puts on every node (for the planner: only pods tolerating "
-        "them make the target burst)",
-        item=Param(type=ParamType.MAPPING, doc="a taint", fields=_TAINT),
+    "node_taints": taints_param(
+        "taints the module puts on every node (for the planner: only pods tolerating them "
+        "make the target burst)"
     ),
 }
 
@@ -126,12 +114,7 @@ def node(shape: UnitShape, params: Mapping[str, Any]) -> NodeTemplate:
     labels; resources other than GPUs are the module's business and left unknown."""
     labels = {str(k): str(v) for k, v in (params.get("node_labels") or {}).items()}
     labels.update(unit_labels(shape))
-    taints = tuple(
-        Taint(key=str(t["key"]), value=str(t.get("value", "")), effect=str(t.get("effect")))
-        for t in params.get("node_taints") or ()
-        if isinstance(t, Mapping) and "key" in t
-    )
-    return NodeTemplate(labels=labels, taints=taints)
+    return NodeTemplate(labels=labels, taints=taints(params.get("node_taints")))
 
 
 KIND = ProviderKind(

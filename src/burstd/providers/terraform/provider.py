@@ -50,26 +50,23 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from kubernetes_asyncio import client
 
 from burstd import faults
 from burstd.model import (
     CORDONED_ANNOTATION,
     GPU_MODEL_LABEL,
-    GPU_RESOURCE,
     MANAGED_BY,
     MANAGED_BY_LABEL,
-    MIG_RESOURCE_PREFIX,
     PROVIDER_LABEL,
     RULE_LABEL,
     TARGET_LABEL,
     UNIT_LABEL,
 )
+from burstd.providers import kube
 from burstd.providers.base import (
     NotReadyError,
     ProviderContext,
@@ -101,7 +98,6 @@ MAX_FAILED_APPLIES = 3
 """Failed applies (for other units' errors) a call waits through before it fails too."""
 """How long an apply waits for more edits before it starts: nothing next to an apply's
 seconds, enough for every create of one pass to join it."""
-_STARTUP_TAINTS = frozenset({"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,78 +117,21 @@ class _NodeApi:
         core: Any = client.CoreV1Api
         self._core = core(api)
 
-    async def _request(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kw: Any) -> Any:
-        try:
-            resp: aiohttp.ClientResponse = await fn(
-                *args, _preload_content=False, _request_timeout=30, **kw
-            )
-            try:
-                body = await resp.read()
-            finally:
-                resp.release()
-        except (aiohttp.ClientError, TimeoutError, OSError) as e:
-            raise ProviderError(f"cannot reach the API server: {type(e).__name__}: {e}") from e
-        try:
-            data = json.loads(body) if body else {}
-        except ValueError:
-            data = {}  # a proxy's error page, say: the status tells what happened
-        if resp.status == 404:
-            return None
-        if not 200 <= resp.status < 300:
-            message = data.get("message", "") if isinstance(data, dict) else ""
-            error = ProviderError(f"HTTP {resp.status}: {message or body[:200]!r}")
-            error.retryable = resp.status >= 500 or resp.status in (409, 429)
-            raise error
-        return data
-
     async def read(self, name: str) -> dict[str, Any] | None:
-        node: dict[str, Any] | None = await self._request(self._core.read_node, name)
-        return node
+        return await kube.maybe(self._core.read_node, name)
 
     async def list(self, selector: str) -> list[dict[str, Any]]:
-        data = await self._request(self._core.list_node, label_selector=selector)
+        data = await kube.maybe(self._core.list_node, label_selector=selector)
         return [n for n in (data or {}).get("items") or [] if isinstance(n, dict)]
 
     async def delete(self, name: str) -> None:
-        await self._request(self._core.delete_node, name)
+        await kube.gone(self._core.delete_node, name)
 
-    async def patch(self, name: str, body: Mapping[str, Any]) -> bool:
-        return await self._request(self._core.patch_node, name, body) is not None
+    async def set_unschedulable(self, name: str, value: bool) -> bool:
+        return await kube.set_unschedulable(self._core, name, value)
 
-    async def evict(self, namespace: str, name: str) -> None:
-        body = {
-            "apiVersion": "policy/v1",
-            "kind": "Eviction",
-            "metadata": {"name": name, "namespace": namespace},
-        }
-        await self._request(self._core.create_namespaced_pod_eviction, name, namespace, body)
-
-
-def _ready(node: Mapping[str, Any], need: Mapping[str, int]) -> bool:
-    """Ready, past its start-up taints, with ``need`` allocatable."""
-    status = node.get("status") or {}
-    if not any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in status.get("conditions") or []
-    ):
-        return False
-    taints = (node.get("spec") or {}).get("taints") or []
-    if any(t.get("key") in _STARTUP_TAINTS for t in taints):
-        return False
-    allocatable = status.get("allocatable") or {}
-    for resource, n in need.items():
-        try:
-            if int(str(allocatable.get(resource, "0"))) < n:
-                return False
-        except ValueError:
-            return False
-    return True
-
-
-def _gpu_need(gpus: int, mig: Mapping[str, int]) -> dict[str, int]:
-    if mig:
-        return {f"{MIG_RESOURCE_PREFIX}{p}": int(n) for p, n in mig.items()}
-    return {GPU_RESOURCE: gpus}
+    async def evict(self, pod: str) -> None:
+        await kube.evict(self._core, pod)
 
 
 class _Workdir:
@@ -608,7 +547,7 @@ class TerraformProvider:
         else:
             gen = self._s.wanted
         deadline = _requested_at(entry) + spec.ready_deadline
-        need = _gpu_need(spec.gpus, spec.mig)
+        need = kube.gpu_need(spec.gpus, spec.mig)
         try:
             try:
                 async with asyncio.timeout(max(0.0, deadline - time.time())):
@@ -644,7 +583,7 @@ class TerraformProvider:
                     extra={"event": "terraform_poll_error", "target": self.target},
                 )
                 node = None
-            if node is not None and _ready(node, need):
+            if node is not None and kube.node_ready(node, need):
                 return node
             await self._sleep(self._poll)
 
@@ -736,12 +675,7 @@ class TerraformProvider:
         name = await self._node_of(unit_id, node)
         if name is None:
             return
-        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
-        body = {
-            "metadata": {"annotations": {CORDONED_ANNOTATION: stamp}},
-            "spec": {"unschedulable": value},
-        }
-        if not await self._nodes.patch(name, body):
+        if not await self._nodes.set_unschedulable(name, value):
             log.warning(
                 "target %s: node %s of unit %s is gone; nothing to %s",
                 self.target,
@@ -763,8 +697,7 @@ class TerraformProvider:
         """Evict ``pods`` through the Eviction API (PodDisruptionBudgets apply)."""
         assert self._nodes is not None
         for pod in pods:
-            namespace, _, name = pod.partition("/")
-            await self._nodes.evict(namespace, name)
+            await self._nodes.evict(pod)
 
     async def list_units(self) -> list[ProvisionedUnit]:
         """The units of the var file, each with its node as the API server has it."""
@@ -806,7 +739,7 @@ class TerraformProvider:
             rule=str(entry.get("rule") or labels.get(RULE_LABEL, "")),
             gpus=gpus,
             node=str(meta["name"]) if node is not None and meta.get("name") else None,
-            ready=node is not None and _ready(node, _gpu_need(gpus, mig)),
+            ready=node is not None and kube.node_ready(node, kube.gpu_need(gpus, mig)),
             cordoned=cordoned,
             cordoned_by_burstd=cordoned and CORDONED_ANNOTATION in annotations,
             gpu_model=str(entry.get("gpu_model") or labels.get(GPU_MODEL_LABEL, "")),

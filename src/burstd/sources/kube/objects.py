@@ -2,20 +2,19 @@
 
 Both are read and written with optimistic concurrency: every update carries the
 ``resourceVersion`` last read, and a conflict (HTTP 409) means someone else wrote in between.
-Requests go through the generated client with ``_preload_content=False`` and raw JSON, like
-the watch, and every failure becomes an ``ApiError`` with the HTTP status, never a traceback
-out of a task.
+Requests go through ``burstd.kubeapi`` (raw JSON, like the watch), and every failure becomes
+an ``ApiError`` with the HTTP status, never a traceback out of a task.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
-import aiohttp
 from kubernetes_asyncio import client
 
+from burstd import kubeapi
 from burstd.model import MANAGED_BY, MANAGED_BY_LABEL
 
 MEMORY_KEY = "memory.json"
@@ -32,23 +31,14 @@ class ApiError(Exception):
 
 async def request(fn: Callable[..., Awaitable[Any]], *args: Any, **kw: Any) -> dict[str, Any]:
     """Call a generated API function; its JSON body, or ``ApiError``."""
-    try:
-        resp: aiohttp.ClientResponse = await fn(
-            *args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kw
-        )
-        try:
-            body = await resp.read()
-        finally:
-            resp.release()
-    except (aiohttp.ClientError, TimeoutError, OSError) as e:
-        raise ApiError(0, f"cannot reach the API server: {type(e).__name__}: {e}") from e
-    try:
-        data = json.loads(body) if body else {}
-    except ValueError:
-        data = {}
-    if not 200 <= resp.status < 300:
-        message = data.get("message", "") if isinstance(data, dict) else ""
-        raise ApiError(resp.status, str(message or body[:200]))
+    data = await kubeapi.request(
+        fn,
+        *args,
+        request_timeout=REQUEST_TIMEOUT,
+        refused=ApiError,
+        unreachable=partial(ApiError, 0),
+        **kw,
+    )
     return data if isinstance(data, dict) else {}
 
 
