@@ -69,8 +69,9 @@ class Provider:
 
 def rules(case: Case, spec: Provider) -> str:
     """The case's rules file: one target, one rule for the case's namespace, short timers."""
-    # Time for the demand that takes a cordoned unit back to show up before its drain.
-    validation = "15s" if case.point == faults.UNCORDONED else "3s"
+    # Time for the demand that takes a cordoned unit back to show up before its drain, even
+    # while other cases' API-server outages hold the test's calls up.
+    validation = "40s" if case.point == faults.UNCORDONED else "3s"
     return f"""\
 version: 1
 loop: {{interval: 1s, batch_idle: 300ms, batch_max: 2s}}

@@ -32,6 +32,14 @@ GPU = "nvidia.com/gpu"
 COMPLETE_AFTER = "pod-complete.stage.kwok.x-k8s.io/delay"
 
 
+class HttpError(RuntimeError):
+    """The API server answered with an error status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class Kube:
     """An API client plus the calls the tests need. Use ``async with Kube(path) as k``."""
 
@@ -60,7 +68,7 @@ class Kube:
             resp.release()
         data = json.loads(body) if body else {}
         if not 200 <= resp.status < 300 and resp.status != 409:
-            raise RuntimeError(f"HTTP {resp.status}: {data.get('message', body[:300])}")
+            raise HttpError(resp.status, f"HTTP {resp.status}: {data.get('message', body[:300])}")
         return data
 
     # Objects ----------------------------------------------------------------------------

@@ -44,7 +44,16 @@ from burstd import faults
 from tests.conftest import MANAGED
 from tests.integration.crash import COOLDOWN_S, MAX_WAIT_S, PROVIDERS, Case, Provider, rules
 from tests.integration.daemon import events, kube_testenv, logged, start, stop
-from tests.integration.kube import COMPLETE_AFTER, GPU, Kube, cordoned, eventually, name_of, phase
+from tests.integration.kube import (
+    COMPLETE_AFTER,
+    GPU,
+    HttpError,
+    Kube,
+    cordoned,
+    eventually,
+    name_of,
+    phase,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -144,8 +153,9 @@ class Patient(Kube):
         while True:
             try:
                 return await super().raw(fn, *args, **kw)
-            except (aiohttp.ClientError, OSError, TimeoutError):
-                if time.monotonic() > give_up:
+            except (aiohttp.ClientError, OSError, TimeoutError, HttpError) as e:
+                starting = not isinstance(e, HttpError) or e.status in (429, 500, 503, 504)
+                if not starting or time.monotonic() > give_up:
                     raise
                 await asyncio.sleep(0.5)
 
@@ -208,10 +218,12 @@ async def _case(kube: Kube, case: Case, spec: Provider, outages: Outages) -> Non
     selector = f"burstd.io/target={case.target}"
     point, kubeconfig = case.point, case.kubeconfig
     seen: set[str] = set()
+    pods_seen: set[str] = set()
 
     async def nodes() -> list[dict[str, Any]]:
         found = await kube.nodes(selector)
         seen.update(name_of(n) for n in found)
+        pods_seen.update(name_of(p) for p in await kube.pods(case.namespace))
         return found
 
     # Cases run side by side: each is its own burstd installation.
@@ -276,7 +288,7 @@ async def _case(kube: Kube, case: Case, spec: Provider, outages: Outages) -> Non
             return done and not await nodes()
 
         await eventually(cycle_done, within=180, what="every Job done and every node given back")
-        check(logs, spec, case, seen, extra_pod)
+        check(logs, spec, case, seen, pods_seen, extra_pod)
         await check_pods(kube, case)
     finally:
         if mark.exists():
@@ -297,12 +309,21 @@ async def check_pods(kube: Kube, case: Case) -> None:
         assert not (await kube.job(case.namespace, j)).get("status", {}).get("failed")
 
 
-def check(logs: list[Path], spec: Provider, case: Case, seen: set[str], extra: str | None) -> None:
-    """What both burstd runs' logs must show of the cycle."""
-    # No duplicates: no more units came to be than pods were bursted for (a unit whose create
-    # failed, and was cleaned up, may be bursted for again), and no unit's object was made
-    # twice. (Which pod a unit is for is the planner's packing, and may differ between the
-    # runs before and after the fault; the count may not.)
+def check(
+    logs: list[Path],
+    spec: Provider,
+    case: Case,
+    seen: set[str],
+    pods: set[str],
+    extra: str | None,
+) -> None:
+    """What both burstd runs' logs must show of the cycle, given the case's nodes and pods."""
+    # No duplicates: no unit's object made twice, none made again after its adoption, and no
+    # more units made than the case had pods (each fills a unit; a unit whose create failed,
+    # and was cleaned up, may be bursted for again). Which pod a unit is for is the planner's
+    # guess and the scheduler's choice, so only the count is checked. (A
+    # kube-controller-manager restarted by an outage may make a Job's pod twice, and burstd
+    # rightly serves both: the pods are counted as the API server had them.)
     made = [e["unit"] for log in logs for e in events(log, spec.made)]
     assert len(made) == len(set(made)), f"a unit made twice: {made}"
     if case.mode == "kill":
@@ -315,21 +336,15 @@ def check(logs: list[Path], spec: Provider, case: Case, seen: set[str], extra: s
         if e.get("call") == "create"
     }
     units = set(made) | {e["unit"] for log in logs for e in events(log, "adopted")}
-    pods = {
-        pod
-        for log in logs
-        for e in events(log, "decision")
-        if e.get("verb") == "scaleup" and e.get("acted")
-        for pod in e.get("pods", [])
-    }
     assert len(units - failed) <= len(pods), f"units {sorted(units)} for pods {sorted(pods)}"
 
     # No orphans: every node is gone, and a burstd gave each back.
     deleted = {
         e["unit"] for log in logs for e in events(log, "provider_call") if e.get("call") == "delete"
     }
+    # (A failed create is cleaned up by the driver's own delete, retried until it is done.)
     units |= {e["unit"] for log in logs for e in events(log, "unit_ready")}
-    assert units <= deleted, f"units nobody gave back: {units - deleted}"
+    assert units <= deleted | failed, f"units nobody gave back: {units - deleted - failed}"
     assert seen, "no node of the target was ever seen"
 
     # Cooldowns survive the fault.

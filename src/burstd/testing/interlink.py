@@ -83,6 +83,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
@@ -237,7 +238,14 @@ class Emulator:
     async def run(self) -> None:
         """Set the site up (Deployments with 0 replicas, the site's own nodes), then step
         every node every ``tick`` until cancelled. An API error skips one step."""
-        await self.setup()
+        while True:
+            try:
+                await self.setup()
+                break
+            except (aiohttp.ClientError, OSError, RuntimeError) as e:
+                # The API server may be down (a test stops it): a site waits for it.
+                log.warning("setting the site up: %s: %s", type(e).__name__, e)
+                await self._sleep(self.site.tick)
         log.info("site up: %d virtual node(s)", len(self.site.nodes))
         while True:
             await self.step()
