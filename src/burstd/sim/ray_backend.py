@@ -46,8 +46,8 @@ def require() -> ModuleType:
 
 def check(address: str) -> None:
     """Fail fast, before any run: Ray missing, or nothing listening at a ``host:port`` or
-    ``ray://host[:port]`` address (Ray itself retries such an address for ever). ``auto`` and
-    ``local`` are Ray's to resolve."""
+    ``ray://host[:port]`` address (Ray itself keeps retrying one, for 10 minutes and more). ``auto``
+    and ``local`` are Ray's to resolve."""
     require()
     if address in ("auto", "local"):
         return
