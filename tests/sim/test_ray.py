@@ -2,14 +2,16 @@
 
 One small local Ray instance serves the module (2 CPUs, no dashboard, Ray's smallest object
 store, its files under pytest's temporary directory) and is stopped at the end, with a check
-that every process it started is gone. The tests without Ray come first, so hiding the
-``ray`` module never races the instance's threads.
+that every process it started is gone and this process's SIGTERM handler is its own again.
+The tests without Ray come first, so hiding the ``ray`` module never races the instance's
+threads.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -92,6 +94,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RAY_USAGE_STATS_ENABLED", "0")
         before = _descendants(os.getpid())
+        sigterm = signal.getsignal(signal.SIGTERM)
         with connected(
             "local",
             num_cpus=2,
@@ -101,6 +104,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             started = _descendants(os.getpid()) - before
             yield str(ray.get_runtime_context().gcs_address)
             started |= _descendants(os.getpid()) - before
+    assert signal.getsignal(signal.SIGTERM) == sigterm, "Ray's SIGTERM handler outlived it"
     for _ in range(100):  # shutdown has signalled them; give them up to 10 s to exit
         left = started & _descendants(os.getpid())
         if not left:

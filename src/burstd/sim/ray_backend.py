@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import socket
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import ModuleType
@@ -69,24 +71,30 @@ def check(address: str) -> None:
 
 @contextmanager
 def connected(address: str, **init: Any) -> Iterator[None]:
-    """This process as a Ray driver of the cluster at ``address`` for the block, disconnected
-    (a ``local`` instance stopped) after it. ``init`` goes to ``ray.init`` as is (a test's
-    small local instance). A ``local`` instance runs no dashboard (it needs Ray's larger
-    ``default`` extra) and, unless ``RAY_USAGE_STATS_ENABLED`` says otherwise, reports no
-    usage statistics."""
+    """This process as a Ray driver of the cluster at ``address`` for the block; after it,
+    disconnected (a ``local`` instance stopped) and its SIGTERM handler given back. ``init``
+    goes to ``ray.init`` as is (a test's small local instance). A ``local`` instance runs no
+    dashboard (it needs Ray's larger ``default`` extra) and, unless ``RAY_USAGE_STATS_ENABLED``
+    says otherwise, reports no usage statistics."""
     ray = require()
     if address == "local":
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         init.setdefault("include_dashboard", False)
+    # ray.init makes SIGTERM raise SystemExit in this process, and shutdown leaves it so.
+    sigterm = signal.getsignal(signal.SIGTERM)
     try:
-        ray.init(address=address, log_to_driver=False, **init)
-    except (ConnectionError, ValueError, RuntimeError, ray.exceptions.RayError) as e:
-        # No cluster at "auto", a bad address, a missing or wrong token: said, not a traceback.
-        raise RayError(f"{address}: {e}") from None
-    try:
-        yield
+        try:
+            ray.init(address=address, log_to_driver=False, **init)
+        except (ConnectionError, ValueError, RuntimeError, ray.exceptions.RayError) as e:
+            # No cluster at "auto", a bad address, a missing or wrong token: said, no traceback.
+            raise RayError(f"{address}: {e}") from None
+        try:
+            yield
+        finally:
+            ray.shutdown()
     finally:
-        ray.shutdown()
+        if sigterm is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, sigterm)
 
 
 def _metrics(setup: Setup, ruleset: RuleSet) -> dict[str, Any]:
