@@ -11,6 +11,8 @@ from burstd.rules.types import RuleSet
 from burstd.sim.cluster import NodeSpec, parse_spec
 from burstd.sim.compare import PolicyRun, Setup, run_one
 from burstd.sim.engine import Checker, SimConfig, Simulation
+from burstd.sim.sweep import Variant, parse_sweep, variants
+from burstd.sim.synthetic import generate, parse_synthetic
 from burstd.sim.trace import Trace, read_generic_csv
 
 
@@ -83,6 +85,32 @@ def run(
     base = ruleset if ruleset is not None else one_target()
     setup = Setup(trace=trace, nodes=specs, ruleset=base, config=SimConfig(seed=seed, exact=exact))
     return run_one(setup, "burstd" if ruleset is not None else "no-burst", ruleset, checker=checker)
+
+
+def small_sweep() -> tuple[Setup, list[Variant]]:
+    """A sweep of four pending waits over 400 synthetic pods on 8 GPUs, whose runs differ, for
+    comparing the ways a sweep runs (serial, processes, Ray)."""
+    text = ONE_TARGET.format(
+        gpus=4,
+        max_units=4,
+        price=2.0,
+        ttr="2m",
+        deadline="10m",
+        fail=0.1,
+        spread=0.3,
+        capacity="null",
+        minimum="60s",
+        wait="1m",
+        idle="5m",
+        drain="",
+    )
+    trace = generate(parse_synthetic("synthetic:pods=400,load=1.6,seed=2,median=10m"), 8)
+    sweeps = [parse_sweep("rules[0].triggers[0].pending.for=0s,1m,5m,20m")]
+    chosen = list(variants(text, "t.yaml", sweeps))
+    setup = Setup(
+        trace=trace, nodes=parse_spec("2x4:A"), ruleset=chosen[0].ruleset, config=SimConfig(seed=3)
+    )
+    return setup, chosen
 
 
 def no_wait_while_room(sim: Simulation) -> None:

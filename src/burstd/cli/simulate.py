@@ -31,6 +31,8 @@ from burstd.sim.compare import PolicyRun, Setup, compare
 from burstd.sim.duty import load_duty_cycle
 from burstd.sim.engine import DEFAULT_START_EPOCH, SimConfig
 from burstd.sim.parallel import default_jobs, run_sweep
+from burstd.sim.ray_backend import RayError
+from burstd.sim.ray_backend import check as check_ray
 from burstd.sim.report import table_rows, write_report
 from burstd.sim.starburst import (
     COMPARE_ALL,
@@ -203,6 +205,15 @@ class _Bars:
     help="Processes for --sweep runs (default: one per core; 1 runs them here in turn).",
 )
 @click.option(
+    "--ray",
+    "ray_address",
+    default=None,
+    metavar="ADDRESS",
+    help="Run the --sweep runs on a Ray cluster instead: auto (the one RAY_ADDRESS or this "
+    "machine names), local (a new local instance), host:port or ray://host:port. Needs "
+    "pip install 'burstd[ray]'.",
+)
+@click.option(
     "--static-gpus",
     type=click.IntRange(0, MAX_CLUSTER_GPUS),
     default=None,
@@ -271,6 +282,7 @@ def simulate(
     skip_bad_rows: bool,
     sweeps: tuple[str, ...],
     jobs_arg: int | None,
+    ray_address: str | None,
     static_gpus: int | None,
     immediate_target: str | None,
     start_arg: str | None,
@@ -290,6 +302,7 @@ def simulate(
             for flag, given in (
                 ("--rules", rules_arg is not None),
                 ("--sweep", bool(sweeps)),
+                ("--ray", ray_address is not None),
                 ("--report", report_dir is not None),
                 ("--static-gpus", static_gpus is not None),
                 ("--immediate-target", immediate_target is not None),
@@ -313,6 +326,8 @@ def simulate(
             seed=seed,
         )
         return
+    if ray_address is not None:
+        _check_ray(ray_address, sweeps=bool(sweeps), jobs=jobs_arg is not None)
     try:
         text, source = _rules_text(rules_arg)
         ruleset = parse_rules(text, source)
@@ -378,9 +393,17 @@ def simulate(
             budgets=budgets,
             runtime_error=runtime_error,
         )
-        sweep_rows = run_sweep(
-            setup, sweep_variants, jobs=jobs, progress=bars.bar if jobs == 1 else None
-        )
+        try:
+            sweep_rows = run_sweep(
+                setup,
+                sweep_variants,
+                jobs=jobs,
+                ray=ray_address,
+                progress=bars.bar if jobs == 1 and ray_address is None else None,
+            )
+        except RayError as e:
+            _fail([f"--ray {e}"])
+            return
     elapsed = time.perf_counter() - began
     meta.update(setup.meta)
 
@@ -403,6 +426,19 @@ def simulate(
             _fail([f"{report_dir}: cannot write the report: {e.strerror or e}"])
             return
         click.echo(f"report: {written[0]}", err=True)
+
+
+def _check_ray(address: str, *, sweeps: bool, jobs: bool) -> None:
+    """Before any run: ``--ray`` is for sweeps, replaces ``--jobs``, and needs Ray installed
+    and a cluster that answers."""
+    if not sweeps:
+        raise click.UsageError("--ray: only --sweep runs go to Ray; give a --sweep")
+    if jobs:
+        raise click.UsageError("--jobs and --ray: the sweep runs in processes or on Ray, not both")
+    try:
+        check_ray(address)
+    except RayError as e:
+        raise click.BadParameter(str(e), param_hint="--ray") from None
 
 
 MAX_EXACT_PASSES = 10_000_000

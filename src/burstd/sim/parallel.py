@@ -4,6 +4,8 @@ A run is a pure function of its inputs (trace, nodes, rules, seed), so running t
 sweep in other processes changes nothing but the time: each worker gets the setup once (as
 its initializer's argument) and one rules file per task, and results come back in sweep
 order. ``jobs=1`` runs them here, one after the other, which is what the test compares with.
+With a Ray address the runs go to that cluster instead (``burstd.sim.ray_backend``), again in
+sweep order: ``run_sweep`` is the one entry point, and picks the backend.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from burstd.rules.types import RuleSet
 from burstd.sim.compare import Setup, run_one
 from burstd.sim.engine import Progress
+from burstd.sim.ray_backend import connected, sweep_metrics
 from burstd.sim.results import METRICS
 from burstd.sim.sweep import Variant
 
@@ -54,11 +57,18 @@ def run_sweep(
     variants: Sequence[Variant],
     *,
     jobs: int | None = None,
+    ray: str | None = None,
     progress: Callable[[str], Progress | None] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per variant, in order: its label, settings, rules digest and metrics. ``jobs``
-    processes (default ``default_jobs()``); with one, or one variant, in this process (with a
-    progress bar per run)."""
+    """One row per variant, in order: its label, settings, rules digest and metrics. With
+    ``ray``, an address as ``burstd simulate --ray`` takes it, as tasks of that Ray cluster
+    (``ray_backend.RayError`` if Ray is missing or the address fails); otherwise ``jobs``
+    processes (default ``default_jobs()``), and with one, or one variant, in this process (with
+    a progress bar per run)."""
+    if ray is not None and variants:
+        with connected(ray):
+            results = sweep_metrics(setup, [v.ruleset for v in variants])
+        return [sweep_row(v, m) for v, m in zip(variants, results, strict=True)]
     jobs = default_jobs() if jobs is None else jobs
     if jobs <= 1 or len(variants) <= 1:
         rows = []
