@@ -44,10 +44,10 @@ from burstd.model import (
     Unit,
     UnitPhase,
 )
+from burstd.model.units import MAX_BACKOFF_S
 from burstd.plan.planner import READY_SETTLE_S, Plan
 from burstd.rules.types import RuleSet, Target
 
-MAX_BACKOFF_S = 3600.0
 MISFIT_BACKOFF_S = 600.0
 
 
@@ -365,13 +365,8 @@ class Actuator:
 
     def _backoff(self, name: str, target: Target | None, error: str, now: float) -> None:
         status = self._targets.get(name, TargetStatus())
-        failures = status.consecutive_failures + 1
         base = target.backoff if target is not None else 300.0
-        self._targets[name] = TargetStatus(
-            consecutive_failures=failures,
-            backoff_until=now + min(MAX_BACKOFF_S, base * 2.0 ** min(failures - 1, 30)),
-            last_error=error,
-        )
+        self._targets[name] = status.failed(error, base, now)
 
     # Feedback from the driver ------------------------------------------------------------
 
@@ -401,14 +396,24 @@ class Actuator:
         """A cordon, uncordon or evict call finished (successfully or not)."""
         self._busy.discard(uid)
 
-    def failed(self, uid: str, error: str, target: Target | None, now: float) -> None:
-        """``create`` failed: the unit is gone (the driver cleaned up) and its target backs off."""
-        self._busy.discard(uid)
+    def failed(
+        self, uid: str, error: str, target: Target | None, now: float, *, gone: bool = True
+    ) -> None:
+        """``create`` failed: its target backs off with the provider's ``error`` at once.
+        ``gone``: nothing is left of the unit; otherwise the driver is still removing what the
+        create left, and the unit stays, failed (no longer capacity on its way, nothing to
+        abandon) and busy, until ``released``. A unit that already failed (abandoned) is not
+        counted again."""
         self._seen_running.pop(uid, None)
         self._packed.pop(uid, None)
-        unit = self._units.pop(uid, None)
-        if unit is None:
+        unit = self._units.get(uid)
+        if gone:
+            self._busy.discard(uid)
+            self._units.pop(uid, None)
+        if unit is None or not unit.phase.alive:
             return
+        if not gone:
+            self._units[uid] = unit.moved(UnitPhase.FAILED, now)
         self.failed_total += 1
         self._backoff(unit.target, target, error, now)
 
