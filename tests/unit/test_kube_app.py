@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from burstd.app import App, JsonFormatter, Settings, unique_ids
-from burstd.model import GpuRequest, Node, Pod, PodPhase, UnitPhase
+from burstd.model import GpuRequest, Node, Pod, PodPhase, ScaleUp, Snapshot, UnitPhase
 from burstd.model.events import NODES, PODS, NodeUpserted, PodDeleted, PodUpserted, Synced
 from burstd.plan.fit import Unservable
-from burstd.plan.planner import Plan
-from burstd.providers.base import ProvisionedUnit
+from burstd.plan.planner import Plan, plan
+from burstd.providers.base import ProviderError, ProvisionedUnit
 from burstd.providers.fake import FakeProvider
 from burstd.state.clock import ManualClock
 from tests.unit.test_driver import held_fake
@@ -262,3 +263,91 @@ def test_orphan_targets_are_found_by_their_nodes_labels(app: App) -> None:
     app._orphan_providers()
     assert "gone" in app.providers
     assert "other" not in app.providers
+
+
+TWO_TARGETS = RULES.replace(
+    "rules:\n",
+    """  tf:
+    provider: kwok
+    gpus_per_unit: 4
+rules:
+""",
+).replace("ladder: [kw]", "ladder: [tf, kw]")
+
+
+class BrokenLister(FakeProvider):
+    """A target whose units cannot be listed while ``error`` is set (a Terraform module whose
+    ``terraform init`` fails)."""
+
+    error: ProviderError | None = None
+
+    async def list_units(self) -> list[ProvisionedUnit]:
+        if self.error is not None:
+            self.calls.append(("list_units-failed", ""))
+            raise self.error
+        return await super().list_units()
+
+
+async def test_a_target_that_cannot_list_its_units_is_held_back_not_waited_for(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = tmp_path / "rules.yaml"
+    config.write_text(TWO_TARGETS)
+    good = FakeProvider(target="kw")
+    good.units = {
+        "kw-1": ProvisionedUnit(id="kw-1", target="kw", rule="jobs", gpus=4, node="n1", ready=True)
+    }
+    broken = BrokenLister(target="tf")
+    broken.error = ProviderError("terraform init failed: module not found")
+    broken.units = {
+        "tf-1": ProvisionedUnit(id="tf-1", target="tf", rule="jobs", gpus=4, node="t1", ready=True)
+    }
+    app = App(
+        Settings(config=config, handle_signals=False, memory="none", adopt_retry=10.0),
+        clock=ManualClock(5000.0),
+        providers={"kwok": lambda ctx: broken if ctx.target == "tf" else good},
+    )
+    app._build_providers(app.rules)
+    with caplog.at_level(logging.DEBUG, logger="burstd"):
+        adopting = asyncio.create_task(app._adopt())
+        for _ in range(20):
+            await asyncio.sleep(0)
+        waited = not adopting.done()
+        adopting.cancel()
+    assert not waited, "the start waited for the broken target"
+    # The other target is adopted at once; the broken one was asked once, not retried here.
+    assert set(app.actuator.units) == {"kw-1"}
+    assert broken.calls == [("list_units-failed", "")]
+    errors = [r for r in caplog.records if getattr(r, "event", "") == "adopt_error"]
+    assert [(r.levelno, r.target, r.retry_in) for r in errors] == [  # type: ignore[attr-defined]
+        (logging.ERROR, "tf", 10.0)
+    ]
+    assert "terraform init failed: module not found" in errors[0].getMessage()
+    # Its planning is held back: the ladder skips it (its units are unknown) for the next rung.
+    status = app.actuator.merged(Snapshot()).target_status("tf")
+    assert "terraform init failed" in status.held_back
+    pod = Pod(namespace="ml", name="p", gpu=GpuRequest(gpus=4), unschedulable=True)
+    # (Past the minute in which the unit just adopted counts as capacity on its way.)
+    planned = plan(replace(app.actuator.merged(Snapshot()), pods=(pod,)), app.rules, 5100.0)
+    [up] = [d for d in planned.actions if isinstance(d, ScaleUp)]
+    assert up.target == "kw"
+    assert "tf held back: its existing units are unknown" in up.reason
+
+    # Not due yet: not asked. Due and still broken: asked, quietly, the wait doubled.
+    caplog.clear()
+    await app._adopt(initial=False, sweep=False)
+    assert len(broken.calls) == 1
+    app.adoption.retry_now()
+    with caplog.at_level(logging.DEBUG, logger="burstd"):
+        await app._adopt(initial=False, sweep=False)
+    assert len(broken.calls) == 2
+    [again] = [r for r in caplog.records if getattr(r, "event", "") == "adopt_error"]
+    assert (again.levelno, again.retry_in) == (logging.DEBUG, 20.0)  # type: ignore[attr-defined]
+
+    # Fixed: its units are adopted and it is planned on again.
+    broken.error = None
+    app.adoption.retry_now()
+    await app._adopt(initial=False, sweep=False)
+    assert set(app.actuator.units) == {"kw-1", "tf-1"}
+    assert app.actuator.merged(Snapshot()).target_status("tf").held_back == ""
+    assert not app.adoption.unlisted

@@ -170,6 +170,16 @@ SCENARIOS = [
         ["skipped donor in backoff for 2m (no GPUs)"],
     ),
     Scenario(
+        "a target whose existing units are unknown is held back: the ladder moves on",
+        ruleset(target("donor", 4), target("cloud", 4)),
+        Snapshot(
+            pods=(pending("p", 4),),
+            targets={"donor": TargetStatus(held_back="its existing units are unknown: boom")},
+        ),
+        ["scaleup cloud +1 unit(s) x 4 GPU"],
+        ["skipped donor held back: its existing units are unknown: boom"],
+    ),
+    Scenario(
         "GPU model constraint skips a target that offers another model",
         ruleset(target("a", 4, gpu_model="A100"), target("b", 4, gpu_model="V100")),
         Snapshot(pods=(pending("p", 1, gpu=GpuRequest(gpus=1, models=frozenset({"V100"}))),)),

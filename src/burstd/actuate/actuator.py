@@ -90,6 +90,8 @@ class Actuator:
         # unit -> (the units of its scale-up, the pods that scale-up packed onto them)
         self._packed: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._misfits: dict[tuple[str, str], Misfit] = {}  # (pod, target) -> record
+        # target -> (why it is held back, its provider's problems): found, not remembered
+        self._findings: dict[str, tuple[str, tuple[str, ...]]] = {}
         self.listeners: list[Callable[[Applied], None]] = []
         self.provisioned_total = 0
         self.released_total = 0
@@ -113,13 +115,40 @@ class Actuator:
             pods=base.pods,
             nodes=base.nodes,
             units=tuple(self._units.values()),
-            targets=dict(self._targets),
+            targets=self._target_statuses(),
             history=dict(self._history),
             metrics=base.metrics,
             stale=base.stale,
             synced=base.synced,
             misfits=tuple(self._misfits.values()),
         )
+
+    def _target_statuses(self) -> dict[str, TargetStatus]:
+        out = dict(self._targets)
+        for name, (held_back, problems) in self._findings.items():
+            out[name] = replace(
+                out.get(name, TargetStatus()), held_back=held_back, problems=problems
+            )
+        return out
+
+    def hold_back(self, target: str, why: str) -> None:
+        """Burst nothing onto ``target`` while ``why`` holds (``""``: it no longer does)."""
+        self._find(target, held_back=why)
+
+    def found(self, target: str, problems: Iterable[str]) -> None:
+        """What ``target``'s provider now finds wrong with it (nothing: an empty list)."""
+        self._find(target, problems=tuple(problems))
+
+    def _find(
+        self, target: str, held_back: str | None = None, problems: tuple[str, ...] | None = None
+    ) -> None:
+        old_held, old_problems = self._findings.get(target, ("", ()))
+        held = old_held if held_back is None else held_back
+        found = old_problems if problems is None else problems
+        if held or found:
+            self._findings[target] = (held, found)
+        else:
+            self._findings.pop(target, None)
 
     def observe(self, base: Snapshot, now: float) -> None:
         """Note which units run pods now, for idle times.
@@ -254,20 +283,42 @@ class Actuator:
         else:
             self._history.update(memory.rules)
             self._targets.update(memory.targets)
-            for uid, remembered in memory.units.items():
-                unit = self._units.get(uid)
-                if unit is None:
-                    continue
-                restored = _restored(unit, remembered)
-                if restored is not unit:
-                    self._units[uid] = restored
-                    said.append(f"{uid}: {restored.phase} since {restored.phase_since:.0f}")
-        for unit in self._units.values():
+            said.extend(self._restore_units(memory, list(self._units)))
+        self._floor_cooldowns(list(self._units))
+        return said
+
+    def adopt_late(self, units: Iterable[Unit], memory: Memory | None) -> list[str]:
+        """Take over units of a target that could not list them when burstd started, once it
+        can: each takes its remembered timers from ``memory`` (as read at start) as
+        ``restore`` would have given it, and its rule's cooldown counts at least from its
+        creation. Return what was restored, for the log."""
+        fresh = [u.id for u in units if u.id not in self._units]
+        self.adopt(units)
+        said = self._restore_units(memory, fresh) if memory is not None else []
+        self._floor_cooldowns(fresh)
+        return said
+
+    def _restore_units(self, memory: Memory, uids: Iterable[str]) -> list[str]:
+        said = []
+        for uid in uids:
+            unit = self._units.get(uid)
+            remembered = memory.units.get(uid)
+            if unit is None or remembered is None:
+                continue
+            restored = _restored(unit, remembered)
+            if restored is not unit:
+                self._units[uid] = restored
+                said.append(f"{uid}: {restored.phase} since {restored.phase_since:.0f}")
+        return said
+
+    def _floor_cooldowns(self, uids: Iterable[str]) -> None:
+        """A rule's last scale-up is at least the creation of its newest unit among ``uids``."""
+        for uid in uids:
+            unit = self._units[uid]
             if unit.phase.alive and unit.requested_at:
                 h = self._history.get(unit.rule, RuleHistory())
                 if h.last_scale_up_at is None or h.last_scale_up_at < unit.requested_at:
                     self._history[unit.rule] = replace(h, last_scale_up_at=unit.requested_at)
-        return said
 
     # Acting ----------------------------------------------------------------------------
 

@@ -13,7 +13,8 @@ For each rule, in file order:
 2. the rule's pending demand is first covered by capacity already on its way: units in flight,
    units that became ready moments ago, then cordoned or draining units taken back;
 3. what is left, if a trigger fires, is bin-packed onto new units down the ladder, within the
-   target, rule and global limits, the budget, cooldowns and backoffs (partial when one binds);
+   target, rule and global limits, the budget, cooldowns and backoffs (partial when one binds),
+   skipping a target held back (``TargetStatus.held_back``: its existing units are unknown);
 4. units nobody needs are given back: idle for ``idle_for`` → cordon; re-checked after
    ``validation`` → drain; empty → release. A unit with a running pod is never released, and in
    ``evict`` mode only pods that may be evicted are. A unit given back because its rule had
@@ -139,10 +140,9 @@ class _Budget:
     def status(self, target: str) -> TargetStatus:
         return self.targets.get(target, TargetStatus())
 
-    def abandon(self, unit: Unit, target: Target, reason: str, now: float) -> None:
-        """``unit`` is rolled back: it no longer counts against limits, and its target has
-        failed once more."""
-        self.units = [u.moved(UnitPhase.FAILED, now) if u.id == unit.id else u for u in self.units]
+    def abandon(self, target: Target, reason: str, now: float) -> None:
+        """A unit of ``target`` is rolled back: the target has failed once more. The unit
+        still counts against limits in this pass: it is not gone until its delete ends."""
         self.targets[target.name] = self.status(target.name).failed(reason, target.backoff, now)
 
     def add(self, rule: Rule, target: Target, n: int, now: float) -> None:
@@ -235,7 +235,7 @@ def _abandon(
             f"not ready {format_duration(late)} after the request, past its ready deadline "
             f"{format_duration(target.ready_deadline)}"
         )
-        budget.abandon(u, target, reason, now)
+        budget.abandon(target, reason, now)
         out[u.rule].append(
             Abandon(
                 unit=u.id,
@@ -524,6 +524,9 @@ def _burst(
             break
         target = ruleset.targets[name]
         status = budget.status(name)
+        if status.held_back:
+            skipped.append(f"{name} held back: {status.held_back}")
+            continue
         if status.backoff_until > now:
             skipped.append(
                 f"{name} in backoff for {format_duration(status.backoff_until - now)}"
