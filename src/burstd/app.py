@@ -11,6 +11,8 @@
   ``Controller.run_once`` whenever the trigger says so;
 * ``adopt`` — looks again now and then for units burstd made but does not know, and, with
   backoff, for the units of a target that could not list them at start (held back till then);
+* ``targets`` — asks the providers that can what is wrong with their targets (a Liqo peering
+  missing), for the status and alerts;
 * ``rules`` — reloads the rules file on SIGHUP or when it changes; a file that does not
   validate is reported problem by problem and the last good rules stay in force;
 * ``stop`` — on SIGTERM/SIGINT (or ``App.stop``) stops planning, gives provider calls in
@@ -62,6 +64,7 @@ from burstd.model import (
     TARGET_LABEL,
     NoOp,
     ScaleUp,
+    Snapshot,
     Unit,
     UnitPhase,
 )
@@ -73,6 +76,7 @@ from burstd.providers.base import (
     ProviderContext,
     ProviderFactory,
     ProvisionedUnit,
+    ReportsProblems,
     UnitShape,
 )
 from burstd.providers.registry import KINDS, factories
@@ -134,6 +138,9 @@ class Settings:
     state_dir: Path = field(default_factory=lambda: default_state_dir())
     """Where providers keep files of their own (one folder a target): ``StateDirectory=`` under
     systemd, a volume in a Deployment."""
+    problems_check: float = 30.0
+    """Seconds between asking each provider that can (``ReportsProblems``) what is wrong with
+    its target, for ``/status``, the status page and alerts."""
     adopt_interval: float = 60.0
     """Seconds between looks for units burstd made but does not know (a create that landed
     after a crash, once the restarted daemon had listed)."""
@@ -421,6 +428,7 @@ class App:
                 )
                 daemons.append(tg.create_task(self._reloader(), name="rules"))
                 daemons.append(tg.create_task(self._sweep(), name="adopt"))
+                daemons.append(tg.create_task(self._check_targets(), name="targets"))
                 daemons.append(tg.create_task(self.ops.run(), name="ops"))
                 daemons.append(tg.create_task(self._memory_writer(), name="memory"))
                 if self.elector is not None:
@@ -719,6 +727,48 @@ class App:
             if sweep:
                 sweep_at = loop.time() + self.settings.adopt_interval
             await self._adopt(initial=False, sweep=sweep)
+
+    async def _check_targets(self) -> None:
+        """Every ``problems_check`` seconds, ask each provider that can what is wrong with its
+        target; a new problem is logged once (and alerted by ``Ops``), a solved one noted."""
+        await self._planning.wait()
+        while True:
+            await self.check_targets()
+            await asyncio.sleep(self.settings.problems_check)
+
+    async def check_targets(self) -> None:
+        """One round of ``_check_targets``."""
+        for name, provider in sorted(self.providers.items()):
+            if not isinstance(provider, ReportsProblems):
+                continue
+            try:
+                problems = await provider.problems()
+            except Exception as e:
+                log.warning(
+                    "target %s: cannot check it for problems (%s: %s)",
+                    name,
+                    type(e).__name__,
+                    e,
+                    extra={"event": "target_check_error", "target": name},
+                )
+                continue
+            before = set(self.actuator.merged(Snapshot()).target_status(name).problems)
+            for problem in problems:
+                if problem not in before:
+                    log.warning(
+                        "target %s: %s",
+                        name,
+                        problem,
+                        extra={"event": "target_problem", "target": name, "problem": problem},
+                    )
+            for solved in before - set(problems):
+                log.info(
+                    "target %s: no longer: %s",
+                    name,
+                    solved,
+                    extra={"event": "target_problem_solved", "target": name, "problem": solved},
+                )
+            self.actuator.found(name, problems)
 
     def _unit_from(self, pu: ProvisionedUnit, target: Target | None) -> Unit:
         """The unit as found. Its shape is read from the object (the target may have changed

@@ -7,6 +7,7 @@ import json
 import logging
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ from burstd.model import GpuRequest, Node, Pod, PodPhase, ScaleUp, Snapshot, Uni
 from burstd.model.events import NODES, PODS, NodeUpserted, PodDeleted, PodUpserted, Synced
 from burstd.plan.fit import Unservable
 from burstd.plan.planner import Plan, plan
-from burstd.providers.base import ProviderError, ProvisionedUnit
+from burstd.providers.base import ProviderError, ProviderFactory, ProvisionedUnit
 from burstd.providers.fake import FakeProvider
 from burstd.state.clock import ManualClock
 from tests.unit.test_driver import held_fake
@@ -265,6 +266,20 @@ def test_orphan_targets_are_found_by_their_nodes_labels(app: App) -> None:
     assert "other" not in app.providers
 
 
+def app_on(tmp_path: Path, rules: str, provider: ProviderFactory, **settings: Any) -> App:
+    """An app on the rules text ``rules`` whose every target gets its provider from
+    ``provider``, built, no memory."""
+    config = tmp_path / "rules.yaml"
+    config.write_text(rules)
+    app = App(
+        Settings(config=config, handle_signals=False, memory="none", **settings),
+        clock=ManualClock(5000.0),
+        providers={"kwok": provider},
+    )
+    app._build_providers(app.rules)
+    return app
+
+
 TWO_TARGETS = RULES.replace(
     "rules:\n",
     """  tf:
@@ -291,8 +306,6 @@ class BrokenLister(FakeProvider):
 async def test_a_target_that_cannot_list_its_units_is_held_back_not_waited_for(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = tmp_path / "rules.yaml"
-    config.write_text(TWO_TARGETS)
     good = FakeProvider(target="kw")
     good.units = {
         "kw-1": ProvisionedUnit(id="kw-1", target="kw", rule="jobs", gpus=4, node="n1", ready=True)
@@ -302,12 +315,12 @@ async def test_a_target_that_cannot_list_its_units_is_held_back_not_waited_for(
     broken.units = {
         "tf-1": ProvisionedUnit(id="tf-1", target="tf", rule="jobs", gpus=4, node="t1", ready=True)
     }
-    app = App(
-        Settings(config=config, handle_signals=False, memory="none", adopt_retry=10.0),
-        clock=ManualClock(5000.0),
-        providers={"kwok": lambda ctx: broken if ctx.target == "tf" else good},
+    app = app_on(
+        tmp_path,
+        TWO_TARGETS,
+        lambda ctx: broken if ctx.target == "tf" else good,
+        adopt_retry=10.0,
     )
-    app._build_providers(app.rules)
     with caplog.at_level(logging.DEBUG, logger="burstd"):
         adopting = asyncio.create_task(app._adopt())
         for _ in range(20):
@@ -351,3 +364,38 @@ async def test_a_target_that_cannot_list_its_units_is_held_back_not_waited_for(
     assert set(app.actuator.units) == {"kw-1", "tf-1"}
     assert app.actuator.merged(Snapshot()).target_status("tf").held_back == ""
     assert not app.adoption.unlisted
+
+
+class Troubled(FakeProvider):
+    """A provider that reports problems of its target (as the Liqo one does)."""
+
+    found: tuple[str, ...] = ()
+
+    async def problems(self) -> list[str]:
+        return list(self.found)
+
+
+async def test_provider_problems_reach_the_status_and_are_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    troubled = Troubled(target="kw")
+    app = app_on(tmp_path, RULES, lambda ctx: troubled)
+    problem = "namespace ml has pending GPU pods but no NamespaceOffloading"
+    troubled.found = (problem,)
+    with caplog.at_level(logging.INFO, logger="burstd"):
+        await app.check_targets()
+        await app.check_targets()
+        troubled.found = ()
+        await app.check_targets()
+    events = [(r.levelno, getattr(r, "event", "")) for r in caplog.records]
+    assert events == [
+        (logging.WARNING, "target_problem"),
+        (logging.INFO, "target_problem_solved"),
+    ]
+    assert app.ops.status()["targets"][0]["problems"] == []
+    troubled.found = (problem,)
+    await app.check_targets()
+    [record] = app.ops.status()["targets"]
+    assert record["problems"] == [problem]
+    # Shown, never planned on: the target is still bursted onto.
+    assert app.actuator.merged(Snapshot()).target_status("kw").held_back == ""
