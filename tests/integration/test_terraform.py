@@ -95,6 +95,14 @@ rules:
 """
 
 
+async def running_node(kube: Kube, namespace: str) -> str | None:
+    """The node of the namespace's first pod once it runs there."""
+    pods = await kube.pods(namespace)
+    if pods and phase(pods[0]) == "Running" and node_of(pods[0]):
+        return node_of(pods[0])
+    return None
+
+
 def provider(app: App, target: str) -> TerraformProvider:
     made = app.providers[target]
     assert isinstance(made, TerraformProvider)
@@ -241,10 +249,7 @@ async def test_a_failed_unit_is_rolled_back_and_the_ladder_moves_on(
                 seen_tf_nodes.update(
                     name_of(n) for n in await kube.nodes(f"burstd.io/target={target}")
                 )
-                pods = await kube.pods(namespace)
-                if pods and phase(pods[0]) == "Running" and node_of(pods[0]):
-                    return node_of(pods[0])
-                return None
+                return await running_node(kube, namespace)
 
             node = await eventually(running_on_kwok, within=120, what="the pod Running")
             kwok_nodes = await kube.nodes(f"burstd.io/target={target}-kwok")
@@ -295,10 +300,7 @@ async def test_a_broken_module_holds_only_its_own_target_back(
             await kube.create_pod(namespace, "p0", gpus=4)
 
             async def running() -> str | None:
-                pods = await kube.pods(namespace)
-                if pods and phase(pods[0]) == "Running" and node_of(pods[0]):
-                    return node_of(pods[0])
-                return None
+                return await running_node(kube, namespace)
 
             node = await eventually(running, within=60, what="the pod Running")
             kwok_nodes = await kube.nodes(f"burstd.io/target={target}-kwok")
