@@ -9,7 +9,10 @@
   through the same callback; queries no source serves are marked stale, never low;
 * ``control`` — waits for the first sync, adopts the units found in the cluster, then runs
   ``Controller.run_once`` whenever the trigger says so;
-* ``adopt`` — looks again now and then for units burstd made but does not know;
+* ``adopt`` — looks again now and then for units burstd made but does not know, and, with
+  backoff, for the units of a target that could not list them at start (held back till then);
+* ``targets`` — asks the providers that can what is wrong with their targets (a Liqo peering
+  missing), for the status and alerts;
 * ``rules`` — reloads the rules file on SIGHUP or when it changes; a file that does not
   validate is reported problem by problem and the last good rules stay in force;
 * ``stop`` — on SIGTERM/SIGINT (or ``App.stop``) stops planning, gives provider calls in
@@ -40,6 +43,7 @@ from typing import Any
 
 from burstd import faults
 from burstd.actuate.actuator import Actuator, Applied
+from burstd.actuate.adoption import ADOPT_RETRY_MAX_S, Adoption
 from burstd.actuate.driver import AsyncDriver, RetryPolicy
 from burstd.actuate.memory import (
     FileStore,
@@ -60,6 +64,7 @@ from burstd.model import (
     TARGET_LABEL,
     NoOp,
     ScaleUp,
+    Snapshot,
     Unit,
     UnitPhase,
 )
@@ -71,6 +76,7 @@ from burstd.providers.base import (
     ProviderContext,
     ProviderFactory,
     ProvisionedUnit,
+    ReportsProblems,
     UnitShape,
 )
 from burstd.providers.registry import KINDS, factories
@@ -121,7 +127,10 @@ class Settings:
     watch: WatchSettings = field(default_factory=WatchSettings)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     adopt_retry: float = 2.0
-    """Seconds between tries to list existing units at start, while the API fails."""
+    """Seconds before a target that could not list its existing units at start is asked
+    again; doubles with each failure, up to ``adopt_retry_max``. Meanwhile burstd plans on the
+    other targets and bursts nothing onto that one."""
+    adopt_retry_max: float = ADOPT_RETRY_MAX_S
     instance: str = DEFAULT_INSTANCE
     """This burstd installation's name, on every object it makes (``burstd.io/instance``):
     units of targets gone from the rules file are adopted only from its own objects, so two
@@ -129,6 +138,9 @@ class Settings:
     state_dir: Path = field(default_factory=lambda: default_state_dir())
     """Where providers keep files of their own (one folder a target): ``StateDirectory=`` under
     systemd, a volume in a Deployment."""
+    problems_check: float = 30.0
+    """Seconds between asking each provider that can (``ReportsProblems``) what is wrong with
+    its target, for ``/status``, the status page and alerts."""
     adopt_interval: float = 60.0
     """Seconds between looks for units burstd made but does not know (a create that landed
     after a crash, once the restarted daemon had listed)."""
@@ -207,6 +219,9 @@ class App:
         self.controller = Controller(self.state, lambda: self.rules, self.actuator)
         self.applied: deque[Applied] = deque(maxlen=1000)
         self.adopted: list[Unit] = []
+        self.adoption = Adoption(settings.adopt_retry, settings.adopt_retry_max)
+        self._adopt_poke = asyncio.Event()
+        self._memory_at_start: Memory | None = None
         self.unservable: dict[str, str] = {}  # pod -> reason, as last logged
         self._misfits_logged: set[tuple[str, str, float]] = set()
         self.source: KubeSource | None = None
@@ -413,6 +428,7 @@ class App:
                 )
                 daemons.append(tg.create_task(self._reloader(), name="rules"))
                 daemons.append(tg.create_task(self._sweep(), name="adopt"))
+                daemons.append(tg.create_task(self._check_targets(), name="targets"))
                 daemons.append(tg.create_task(self.ops.run(), name="ops"))
                 daemons.append(tg.create_task(self._memory_writer(), name="memory"))
                 if self.elector is not None:
@@ -553,83 +569,206 @@ class App:
         if len(self._misfits_logged) > 10_000:
             self._misfits_logged.clear()
 
-    async def _adopt(self, *, initial: bool = True) -> None:
-        """Take over units burstd made that it does not know: at start, before the first plan
-        (retrying until every target answers), and then every ``adopt_interval`` to catch a
-        create that completed after a crash, once the restarted daemon had listed."""
+    async def _adopt(self, *, initial: bool = True, sweep: bool = True) -> None:
+        """Take over units burstd made that it does not know: at start, before the first plan,
+        and then every ``adopt_interval`` (``sweep``) to catch a create that completed after a
+        crash, once the restarted daemon had listed. A target that cannot list its units at
+        start holds none of the others up: it is held back (nothing is bursted onto it) and
+        asked again, with backoff, until it can (``burstd.actuate.adoption``)."""
         known = set(self.actuator.units)
         found: list[Unit] = []
+        late: list[Unit] = []
         self._orphan_providers()
+        now = asyncio.get_running_loop().time()
         for name, provider in sorted(self.providers.items()):
-            while True:
-                try:
-                    units = await provider.list_units()
-                    break
-                except Exception as e:
-                    log.warning(
-                        "target %s: cannot list existing units (%s: %s)%s",
-                        name,
-                        type(e).__name__,
-                        e,
-                        "; retrying" if initial else "",
-                        extra={"event": "adopt_error", "target": name},
-                    )
-                    if not initial:
-                        units = []
-                        break
-                    await asyncio.sleep(self.settings.adopt_retry)
+            unlisted = name in self.adoption.unlisted
+            if not initial and not (self.adoption.due(name, now) if unlisted else sweep):
+                continue
+            units = await self._list_units(name, provider, first=initial or unlisted)
+            if units is None:
+                continue
             target = self.rules.targets.get(name)
             for pu in units:
                 # Known before the list or since (created or released meanwhile): ours already.
                 if pu.id in known or pu.id in self.actuator.units:
                     continue
                 unit = self._unit_from(pu, target)
-                found.append(unit)
-                how = (
-                    "; cordoned by an operator: held (never uncordoned nor evicted from)"
-                    if unit.held
-                    else ""
-                )
-                if name not in self.rules.targets:
-                    how += f"; target {name} is not in the rules file: it will be given back"
-                log.info(
-                    "adopted unit %s (%s, %d GPU%s) on node %s%s",
-                    unit.id,
-                    unit.phase,
-                    unit.gpus,
-                    f", MIG {dict(unit.mig)}" if unit.mig else "",
-                    unit.node,
-                    how,
-                    extra={
-                        "event": "adopted",
-                        "unit": unit.id,
-                        "phase": str(unit.phase),
-                        "held": unit.held,
-                        "gpus": unit.gpus,
-                        "mig": dict(unit.mig),
-                    },
-                )
+                (late if unlisted and not initial else found).append(unit)
+                self._log_adopted(unit)
         self.actuator.adopt(found)
-        self.adopted.extend(found)
+        if late:
+            said = self.actuator.adopt_late(late, self._memory_at_start)
+            log.info(
+                "adopted %d unit(s) of target(s) that could list them only now; memory: %d note(s)",
+                len(late),
+                len(said),
+                extra={"event": "adopted_late", "units": [u.id for u in late], "notes": said},
+            )
+        self.adopted.extend(found + late)
         if initial:
             log.info(
-                "adopted %d unit(s)",
+                "adopted %d unit(s)%s",
                 len(found),
-                extra={"event": "adoption_done", "units": [u.id for u in found]},
+                f"; held back until their units are known: {', '.join(self.adoption.unlisted)}"
+                if self.adoption.unlisted
+                else "",
+                extra={
+                    "event": "adoption_done",
+                    "units": [u.id for u in found],
+                    "held_back": sorted(self.adoption.unlisted),
+                },
             )
-        for unit in found:
+        for unit in found + late:
             target = self.rules.targets.get(unit.target)
             if unit.phase.in_flight and target is not None:
                 # Not ready yet: wait for it as its create would have (create is idempotent).
                 self.driver.create(unit, target)
-        if found and not initial:
+        if (found or late) and not initial:
             self.trigger.poke()
 
+    async def _list_units(
+        self, name: str, provider: Provider, *, first: bool
+    ) -> list[ProvisionedUnit] | None:
+        """The units ``provider`` lists, or ``None`` if it cannot. ``first``: its units are
+        not known yet, so a failure holds the target back until a later try succeeds; the
+        first failure is logged as an error and alerted, later ones quietly unless the error
+        changes. A failed sweep of a target already adopted is only logged."""
+        try:
+            units = await provider.list_units()
+        except Exception as e:
+            error = f"{type(e).__name__}: {e}"
+            if not first:
+                log.warning(
+                    "target %s: cannot list existing units (%s)",
+                    name,
+                    error,
+                    extra={"event": "adopt_error", "target": name, "error": error},
+                )
+                return None
+            before = self.adoption.unlisted.get(name)
+            record = self.adoption.failed(name, error, asyncio.get_running_loop().time())
+            self.actuator.hold_back(name, f"its existing units are unknown: {error}")
+            level = (
+                logging.ERROR
+                if before is None
+                else logging.WARNING
+                if before.error != error
+                else logging.DEBUG
+            )
+            log.log(
+                level,
+                "target %s: cannot list its existing units (%s); bursting nothing onto it, "
+                "the other targets carry on; asking again in %.0fs (failure %d)",
+                name,
+                error,
+                record.delay,
+                record.failures,
+                extra={
+                    "event": "adopt_error",
+                    "target": name,
+                    "error": error,
+                    "failures": record.failures,
+                    "retry_in": record.delay,
+                },
+            )
+            return None
+        was = self.adoption.listed(name)
+        if was is not None:
+            self.actuator.hold_back(name, "")
+            log.info(
+                "target %s: existing units listed after %d failed tr%s; planning on it again",
+                name,
+                was.failures,
+                "y" if was.failures == 1 else "ies",
+                extra={"event": "adopt_recovered", "target": name, "failures": was.failures},
+            )
+        return units
+
+    def _log_adopted(self, unit: Unit) -> None:
+        how = (
+            "; cordoned by an operator: held (never uncordoned nor evicted from)"
+            if unit.held
+            else ""
+        )
+        if unit.target not in self.rules.targets:
+            how += f"; target {unit.target} is not in the rules file: it will be given back"
+        log.info(
+            "adopted unit %s (%s, %d GPU%s) on node %s%s",
+            unit.id,
+            unit.phase,
+            unit.gpus,
+            f", MIG {dict(unit.mig)}" if unit.mig else "",
+            unit.node,
+            how,
+            extra={
+                "event": "adopted",
+                "unit": unit.id,
+                "phase": str(unit.phase),
+                "held": unit.held,
+                "gpus": unit.gpus,
+                "mig": dict(unit.mig),
+            },
+        )
+
     async def _sweep(self) -> None:
+        """Every ``adopt_interval`` look again for units of every target; between sweeps, ask
+        a target that could not list its units again when its backoff ends (at once after a
+        rules reload rebuilt its provider)."""
+        await self._planning.wait()
+        loop = asyncio.get_running_loop()
+        sweep_at = loop.time() + self.settings.adopt_interval
+        while True:
+            retry_at = self.adoption.next_try()
+            wake = sweep_at if retry_at is None else min(sweep_at, retry_at)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._adopt_poke.wait(), max(0.0, wake - loop.time()))
+            self._adopt_poke.clear()
+            sweep = loop.time() >= sweep_at
+            if sweep:
+                sweep_at = loop.time() + self.settings.adopt_interval
+            await self._adopt(initial=False, sweep=sweep)
+
+    async def _check_targets(self) -> None:
+        """Every ``problems_check`` seconds, ask each provider that can what is wrong with its
+        target; a new problem is logged once (and alerted by ``Ops``), a solved one noted."""
         await self._planning.wait()
         while True:
-            await asyncio.sleep(self.settings.adopt_interval)
-            await self._adopt(initial=False)
+            await self.check_targets()
+            await asyncio.sleep(self.settings.problems_check)
+
+    async def check_targets(self) -> None:
+        """One round of ``_check_targets``."""
+        for name, provider in sorted(self.providers.items()):
+            if not isinstance(provider, ReportsProblems):
+                continue
+            try:
+                problems = await provider.problems()
+            except Exception as e:
+                log.warning(
+                    "target %s: cannot check it for problems (%s: %s)",
+                    name,
+                    type(e).__name__,
+                    e,
+                    extra={"event": "target_check_error", "target": name},
+                )
+                continue
+            before = set(self.actuator.merged(Snapshot()).target_status(name).problems)
+            for problem in problems:
+                if problem not in before:
+                    log.warning(
+                        "target %s: %s",
+                        name,
+                        problem,
+                        extra={"event": "target_problem", "target": name, "problem": problem},
+                    )
+            for solved in before - set(problems):
+                log.info(
+                    "target %s: no longer: %s",
+                    name,
+                    solved,
+                    extra={"event": "target_problem_solved", "target": name, "problem": solved},
+                )
+            self.actuator.found(name, problems)
 
     def _unit_from(self, pu: ProvisionedUnit, target: Target | None) -> Unit:
         """The unit as found. Its shape is read from the object (the target may have changed
@@ -707,6 +846,7 @@ class App:
             )
             memory = Memory()
         said = self.actuator.restore(memory, (r.name for r in self.rules.rules), self.clock.now())
+        self._memory_at_start = memory
         self._memory_text = text or None
         log.info(
             "memory restored from %s: %d note(s)",
@@ -833,6 +973,9 @@ class App:
         self.rules = rules
         self.reloads += 1
         self._build_providers(rules)
+        if self.adoption.unlisted:
+            self.adoption.retry_now()
+            self._adopt_poke.set()
         self._unserved(rules)
         log.info(
             "rules reloaded from %s: %d target(s), %d rule(s)",

@@ -261,6 +261,27 @@ async def test_no_peering_is_a_clear_error_that_is_not_retried(
     assert not await liqo.slices(kube, f"burstd.io/target={target}")
 
 
+async def test_the_target_reports_a_missing_peering_and_a_namespace_not_offloaded(
+    kube: Kube, donor: Path, offloaded: str, target: str
+) -> None:
+    [problem] = await liqo.provider(kube, target, remote_cluster_id="nowhere").problems()
+    assert problem.startswith("no peering with donor 'nowhere': no ForeignCluster for it")
+    provider = liqo.provider(kube, target)
+    plain = await kube.create_namespace("lqx")
+    try:
+        # More GPUs than any node has: the pods stay pending.
+        await kube.create_pod(plain, "waits", gpus=64)
+        await kube.create_pod(offloaded, "waits", gpus=64)
+        problems = await provider.problems()
+        assert (
+            f"namespace {plain} has pending GPU pods but no NamespaceOffloading: Liqo will not "
+            f"offload them to donor {liqo.DONOR_ID} (liqoctl offload namespace {plain})"
+        ) in problems
+        assert not [p for p in problems if f"namespace {offloaded} " in p]
+    finally:
+        await kube.delete_namespace(plain)
+
+
 async def test_the_donor_taking_its_gpus_back_denies_new_slices_only(
     kube: Kube, donor: Path, offloaded: str, target: str
 ) -> None:

@@ -95,6 +95,14 @@ rules:
 """
 
 
+async def running_node(kube: Kube, namespace: str) -> str | None:
+    """The node of the namespace's first pod once it runs there."""
+    pods = await kube.pods(namespace)
+    if pods and phase(pods[0]) == "Running" and node_of(pods[0]):
+        return node_of(pods[0])
+    return None
+
+
 def provider(app: App, target: str) -> TerraformProvider:
     made = app.providers[target]
     assert isinstance(made, TerraformProvider)
@@ -241,10 +249,7 @@ async def test_a_failed_unit_is_rolled_back_and_the_ladder_moves_on(
                 seen_tf_nodes.update(
                     name_of(n) for n in await kube.nodes(f"burstd.io/target={target}")
                 )
-                pods = await kube.pods(namespace)
-                if pods and phase(pods[0]) == "Running" and node_of(pods[0]):
-                    return node_of(pods[0])
-                return None
+                return await running_node(kube, namespace)
 
             node = await eventually(running_on_kwok, within=120, what="the pod Running")
             kwok_nodes = await kube.nodes(f"burstd.io/target={target}-kwok")
@@ -267,5 +272,48 @@ async def test_a_failed_unit_is_rolled_back_and_the_ladder_moves_on(
             await eventually(rolled_back, within=30, what="the failed unit rolled back")
             if "advertise_gpus" in module_vars:
                 assert seen_tf_nodes, "the GPU-less node should have been made, then removed"
+    finally:
+        await kube.delete_nodes(f"{MANAGED},burstd.io/target={target}-kwok")
+
+
+async def test_a_broken_module_holds_only_its_own_target_back(
+    kube: Kube, namespace: str, target: str, kubeconfig: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken-module"
+    broken.mkdir()
+    (broken / "main.tf").write_text('resource "terraform_data" "unclosed" {\n')
+    config = tmp_path / "rules.yaml"
+    text = rules(
+        target=target,
+        namespace=namespace,
+        kubeconfig=kubeconfig,
+        workdir=tmp_path / "workdir",
+        fallback=True,
+        idle_for="1h",
+    )
+    config.write_text(text.replace(f"module: {terraform.MODULE}", f"module: {broken}"))
+    try:
+        # Planning starts although terraform init fails for the first target.
+        async with burstd_in_process(config, kubeconfig) as app:
+            assert target in app.adoption.unlisted
+            assert "its existing units are unknown" in status(app, target).held_back
+            await kube.create_pod(namespace, "p0", gpus=4)
+
+            async def running() -> str | None:
+                return await running_node(kube, namespace)
+
+            node = await eventually(running, within=60, what="the pod Running")
+            kwok_nodes = await kube.nodes(f"burstd.io/target={target}-kwok")
+            assert [name_of(n) for n in kwok_nodes] == [node]
+            # Nothing was bursted onto the held-back target; it is still asked, with backoff.
+            ups = [a.decision for a in app.applied if a.decision.verb == "scaleup"]
+            assert {getattr(d, "target", "") for d in ups} == {f"{target}-kwok"}
+            assert f"{target} held back: its existing units are unknown" in ups[0].reason
+            assert app.adoption.unlisted[target].failures >= 1
+            [record] = [t for t in app.ops.status()["targets"] if t["name"] == target]
+            assert record["held_back"].startswith(
+                "its existing units are unknown: TerraformError: terraform init failed: "
+                "Error: Unclosed configuration block"
+            )
     finally:
         await kube.delete_nodes(f"{MANAGED},burstd.io/target={target}-kwok")

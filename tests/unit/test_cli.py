@@ -54,6 +54,7 @@ def test_explain_prints_decisions_with_reasons() -> None:
     assert "→ [students] scaleup donor-unimi +2 unit(s) x 4 GPU" in result.output
     assert "→ [research] cordon cloud-3: idle 25m" in result.output
     assert "hpc-leonardo in backoff for 15m" in result.output
+    assert "target hpc-leonardo: in backoff for 15m after" in result.output
 
 
 def test_explain_names_a_bad_snapshot_field(tmp_path: Path) -> None:
@@ -94,6 +95,29 @@ def test_explain_prints_unservable_pods_with_the_reason(tmp_path: Path) -> None:
         "topology.kubernetes.io/zone In [elsewhere] (the node has "
         "topology.kubernetes.io/zone=kwok-zone-a))"
     ) in result.output
+    assert "no action" in result.output
+
+
+def test_explain_shows_what_is_wrong_with_each_target(tmp_path: Path) -> None:
+    pod = {"namespace": "ml", "name": "p", "gpu": {"gpus": 4}, "unschedulable": True}
+    status = {
+        "held_back": "its existing units are unknown: ProviderError: init failed",
+        "problems": ["namespace ml has pending GPU pods but no NamespaceOffloading"],
+    }
+    snap = tmp_path / "s.json"
+    snap.write_text(json.dumps({"now": 100, "pods": [pod], "targets": {"kwok-a100": status}}))
+    result = CliRunner().invoke(
+        main, ["explain", "--rules", str(EXAMPLES / "kwok.yaml"), "--snapshot", str(snap)]
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "target kwok-a100: held back, nothing is bursted onto it: its existing units are "
+        "unknown: ProviderError: init failed"
+    ) in result.output
+    assert (
+        "target kwok-a100: problem: namespace ml has pending GPU pods but no NamespaceOffloading"
+    ) in result.output
+    assert "kwok-a100 held back: its existing units are unknown" in result.output
     assert "no action" in result.output
 
 

@@ -32,7 +32,7 @@ from burstd.model import (
     UnitPhase,
 )
 from burstd.plan.planner import Plan
-from burstd.providers.base import ProviderError
+from burstd.providers.base import NotReadyError, ProviderError
 from burstd.providers.fake import FakeProvider
 from burstd.state.clock import ManualClock
 from tests.unit.builders import ruleset, target
@@ -143,6 +143,30 @@ async def test_failed_create_is_cleaned_up_and_reported(
         uid in r.getMessage() and "zone out of GPUs" in r.getMessage() for r in caplog.records
     )
     assert any(getattr(r, "unit", None) == uid for r in caplog.records)
+
+
+async def test_a_failed_create_backs_off_with_the_providers_words_before_its_cleanup(
+    rig: Rig,
+) -> None:
+    rig.provider.fail["create"] = [NotReadyError("a-1: node never became Ready")]
+    rig.provider.fail["delete"] = [ProviderError("apiserver busy")] * 50
+    (uid,) = rig.scale_up()
+    rig.provider.open_gate()
+    await settle()
+    # The cleanup delete is still being retried; the unit is failed already, not coming.
+    assert rig.provider.calls[-1] == ("delete", uid)
+    assert rig.actuator.units[uid].phase is UnitPhase.FAILED
+    status = rig.actuator.merged(Snapshot()).target_status("a")
+    assert status.last_error == "NotReadyError: a-1: node never became Ready"
+    assert status.backoff_until > rig.clock.now()
+    # Past the deadline meanwhile: nothing is left to abandon, the failure counts once.
+    rig.clock.advance(500)
+    rig.decide(Abandon(unit=uid, rule="r", reason="past its ready deadline"))
+    rig.provider.fail["delete"].clear()
+    await settle()
+    assert uid not in rig.actuator.units
+    assert rig.actuator.failed_total == 1
+    assert rig.actuator.merged(Snapshot()).target_status("a").consecutive_failures == 1
 
 
 async def test_an_unexpected_error_does_not_escape_into_the_task_group(rig: Rig) -> None:

@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from burstd.app import App, JsonFormatter, Settings, unique_ids
-from burstd.model import GpuRequest, Node, Pod, PodPhase, UnitPhase
+from burstd.model import GpuRequest, Node, Pod, PodPhase, ScaleUp, Snapshot, UnitPhase
 from burstd.model.events import NODES, PODS, NodeUpserted, PodDeleted, PodUpserted, Synced
 from burstd.plan.fit import Unservable
-from burstd.plan.planner import Plan
-from burstd.providers.base import ProvisionedUnit
+from burstd.plan.planner import Plan, plan
+from burstd.providers.base import ProviderError, ProviderFactory, ProvisionedUnit
 from burstd.providers.fake import FakeProvider
 from burstd.state.clock import ManualClock
 from tests.unit.test_driver import held_fake
@@ -262,3 +264,138 @@ def test_orphan_targets_are_found_by_their_nodes_labels(app: App) -> None:
     app._orphan_providers()
     assert "gone" in app.providers
     assert "other" not in app.providers
+
+
+def app_on(tmp_path: Path, rules: str, provider: ProviderFactory, **settings: Any) -> App:
+    """An app on the rules text ``rules`` whose every target gets its provider from
+    ``provider``, built, no memory."""
+    config = tmp_path / "rules.yaml"
+    config.write_text(rules)
+    app = App(
+        Settings(config=config, handle_signals=False, memory="none", **settings),
+        clock=ManualClock(5000.0),
+        providers={"kwok": provider},
+    )
+    app._build_providers(app.rules)
+    return app
+
+
+TWO_TARGETS = RULES.replace(
+    "rules:\n",
+    """  tf:
+    provider: kwok
+    gpus_per_unit: 4
+rules:
+""",
+).replace("ladder: [kw]", "ladder: [tf, kw]")
+
+
+class BrokenLister(FakeProvider):
+    """A target whose units cannot be listed while ``error`` is set (a Terraform module whose
+    ``terraform init`` fails)."""
+
+    error: ProviderError | None = None
+
+    async def list_units(self) -> list[ProvisionedUnit]:
+        if self.error is not None:
+            self.calls.append(("list_units-failed", ""))
+            raise self.error
+        return await super().list_units()
+
+
+async def test_a_target_that_cannot_list_its_units_is_held_back_not_waited_for(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = FakeProvider(target="kw")
+    good.units = {
+        "kw-1": ProvisionedUnit(id="kw-1", target="kw", rule="jobs", gpus=4, node="n1", ready=True)
+    }
+    broken = BrokenLister(target="tf")
+    broken.error = ProviderError("terraform init failed: module not found")
+    broken.units = {
+        "tf-1": ProvisionedUnit(id="tf-1", target="tf", rule="jobs", gpus=4, node="t1", ready=True)
+    }
+    app = app_on(
+        tmp_path,
+        TWO_TARGETS,
+        lambda ctx: broken if ctx.target == "tf" else good,
+        adopt_retry=10.0,
+    )
+    with caplog.at_level(logging.DEBUG, logger="burstd"):
+        adopting = asyncio.create_task(app._adopt())
+        for _ in range(20):
+            await asyncio.sleep(0)
+        waited = not adopting.done()
+        adopting.cancel()
+    assert not waited, "the start waited for the broken target"
+    # The other target is adopted at once; the broken one was asked once, not retried here.
+    assert set(app.actuator.units) == {"kw-1"}
+    assert broken.calls == [("list_units-failed", "")]
+    errors = [r for r in caplog.records if getattr(r, "event", "") == "adopt_error"]
+    assert [(r.levelno, r.target, r.retry_in) for r in errors] == [  # type: ignore[attr-defined]
+        (logging.ERROR, "tf", 10.0)
+    ]
+    assert "terraform init failed: module not found" in errors[0].getMessage()
+    # Its planning is held back: the ladder skips it (its units are unknown) for the next rung.
+    status = app.actuator.merged(Snapshot()).target_status("tf")
+    assert "terraform init failed" in status.held_back
+    pod = Pod(namespace="ml", name="p", gpu=GpuRequest(gpus=4), unschedulable=True)
+    # (Past the minute in which the unit just adopted counts as capacity on its way.)
+    planned = plan(replace(app.actuator.merged(Snapshot()), pods=(pod,)), app.rules, 5100.0)
+    [up] = [d for d in planned.actions if isinstance(d, ScaleUp)]
+    assert up.target == "kw"
+    assert "tf held back: its existing units are unknown" in up.reason
+
+    # Not due yet: not asked. Due and still broken: asked, quietly, the wait doubled.
+    caplog.clear()
+    await app._adopt(initial=False, sweep=False)
+    assert len(broken.calls) == 1
+    app.adoption.retry_now()
+    with caplog.at_level(logging.DEBUG, logger="burstd"):
+        await app._adopt(initial=False, sweep=False)
+    assert len(broken.calls) == 2
+    [again] = [r for r in caplog.records if getattr(r, "event", "") == "adopt_error"]
+    assert (again.levelno, again.retry_in) == (logging.DEBUG, 20.0)  # type: ignore[attr-defined]
+
+    # Fixed: its units are adopted and it is planned on again.
+    broken.error = None
+    app.adoption.retry_now()
+    await app._adopt(initial=False, sweep=False)
+    assert set(app.actuator.units) == {"kw-1", "tf-1"}
+    assert app.actuator.merged(Snapshot()).target_status("tf").held_back == ""
+    assert not app.adoption.unlisted
+
+
+class Troubled(FakeProvider):
+    """A provider that reports problems of its target (as the Liqo one does)."""
+
+    found: tuple[str, ...] = ()
+
+    async def problems(self) -> list[str]:
+        return list(self.found)
+
+
+async def test_provider_problems_reach_the_status_and_are_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    troubled = Troubled(target="kw")
+    app = app_on(tmp_path, RULES, lambda ctx: troubled)
+    problem = "namespace ml has pending GPU pods but no NamespaceOffloading"
+    troubled.found = (problem,)
+    with caplog.at_level(logging.INFO, logger="burstd"):
+        await app.check_targets()
+        await app.check_targets()
+        troubled.found = ()
+        await app.check_targets()
+    events = [(r.levelno, getattr(r, "event", "")) for r in caplog.records]
+    assert events == [
+        (logging.WARNING, "target_problem"),
+        (logging.INFO, "target_problem_solved"),
+    ]
+    assert app.ops.status()["targets"][0]["problems"] == []
+    troubled.found = (problem,)
+    await app.check_targets()
+    [record] = app.ops.status()["targets"]
+    assert record["problems"] == [problem]
+    # Shown, never planned on: the target is still bursted onto.
+    assert app.actuator.merged(Snapshot()).target_status("kw").held_back == ""

@@ -1,14 +1,18 @@
 """The Liqo kind as burstd knows it before any unit exists: the params a rules file may give
-(checked with file:line:col) and the virtual node a unit brings (Liqo's labels and taint)."""
+(checked with file:line:col), the virtual node a unit brings (Liqo's labels and taint), and the
+problems the provider reports of its target (a missing peering, a namespace not offloaded)."""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
 from burstd.model import Taint
-from burstd.providers.base import UnitShape
+from burstd.providers.base import ProviderError, UnitShape
 from burstd.providers.liqo import node, resources
-from burstd.providers.liqo.provider import slice_name
+from burstd.providers.liqo.provider import ApiError, LiqoProvider, slice_name
 from burstd.rules.loader import RulesError, parse_rules
 
 RULES = """\
@@ -73,3 +77,63 @@ def test_mig_units_ask_for_slices_not_whole_gpus() -> None:
 def test_slice_names_are_dns_labels() -> None:
     assert slice_name("Donor_A-3fa9c1") == "donor-a-3fa9c1"
     assert len(slice_name("x" * 80)) == 63
+
+
+class StubbedLiqo(LiqoProvider):
+    """The provider with its API calls answered from ``answers`` by API method name (the
+    integration suite runs it against real control planes)."""
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        super().__init__(
+            object(), UnitShape(target="donor", gpus=4), {"remote_cluster_id": "unimi"}
+        )
+        self.answers = answers
+
+    async def _call(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kw: Any) -> Any:
+        answer = self.answers[getattr(fn, "__name__", "")]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def gpu_pod(namespace: str, gpus: int = 1) -> dict[str, Any]:
+    limits = {"nvidia.com/gpu": gpus} if gpus else {}
+    return {
+        "metadata": {"namespace": namespace, "name": "p"},
+        "spec": {"containers": [{"name": "c", "resources": {"limits": limits}}]},
+    }
+
+
+HEALTHY = {
+    "status": {"modules": {"authentication": {"enabled": True}, "offloading": {"enabled": True}}}
+}
+
+
+async def test_a_namespace_that_is_not_offloaded_is_a_problem_of_the_target() -> None:
+    liqo = StubbedLiqo(
+        {
+            "get_cluster_custom_object": HEALTHY,
+            "list_cluster_custom_object": {"items": [{"metadata": {"namespace": "lab"}}]},
+            "list_pod_for_all_namespaces": {
+                "items": [gpu_pod("lab"), gpu_pod("ml"), gpu_pod("ml"), gpu_pod("web", gpus=0)]
+            },
+        }
+    )
+    assert await liqo.problems() == [
+        "namespace ml has pending GPU pods but no NamespaceOffloading: Liqo will not offload "
+        "them to donor unimi (liqoctl offload namespace ml)"
+    ]
+
+
+async def test_no_peering_is_a_problem_of_the_target_before_any_unit() -> None:
+    liqo = StubbedLiqo(
+        {
+            "get_cluster_custom_object": ApiError(404, "not found"),
+            "list_cluster_custom_object": {"items": []},
+        }
+    )
+    [problem] = await liqo.problems()
+    assert problem.startswith("no peering with donor 'unimi': no ForeignCluster for it")
+    with pytest.raises(ProviderError, match="no peering with donor 'unimi'") as err:
+        await liqo.check_peering()
+    assert not err.value.retryable

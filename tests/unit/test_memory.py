@@ -163,6 +163,22 @@ def test_restore_carries_cooldowns_backoffs_and_unit_timers_over() -> None:
     assert u2.requested_at == 100.0
 
 
+def test_units_adopted_late_take_their_remembered_timers_and_leave_the_rest_alone() -> None:
+    """A target that could list its units only after planning began: its units get what
+    ``restore`` would have given them; cooldowns and backoffs since are not rolled back."""
+    a = Actuator(Recorder())
+    a.restore(remembered(), ["r"], 1000.0)
+    a._touch("r", up=1500.0)  # the daemon scaled up meanwhile
+    said = a.adopt_late(
+        [unit("u1", UnitPhase.READY, since=2000.0, last_busy_at=2000.0, requested_at=110.0)],
+        remembered(),
+    )
+    assert said == ["u1: ready since 120"]
+    u1 = a.units["u1"]
+    assert (u1.phase_since, u1.last_busy_at) == (120.0, 150.0)
+    assert a.merged(Snapshot()).history["r"].last_scale_up_at == 1500.0
+
+
 def test_where_cluster_and_memory_disagree_the_cluster_wins_with_fresh_timers() -> None:
     a = Actuator(Recorder())
     # Memory says ready since 120; the node is cordoned (the crash came after the cordon).

@@ -196,6 +196,32 @@ def test_burst_started_then_finished(app: App, alerts: list[Alert]) -> None:
     assert app.ops.decisions[0]["reason"] == "9 pending"
 
 
+def test_a_target_problem_is_in_the_status_and_alerted_once(app: App, alerts: list[Alert]) -> None:
+    sync(app)
+    app.actuator.hold_back("kw", "its existing units are unknown: ProviderError: init failed")
+    app.actuator.found("kw", ["namespace ml is not offloaded"])
+    app.ops.passed(NOW, Plan(decisions=()))
+    app.ops.passed(NOW + 1, Plan(decisions=()))  # the same problems: said once
+    [alert] = alerts
+    assert alert.kind is AlertKind.TARGET_PROBLEM
+    assert alert.target == "kw"
+    assert alert.reason == (
+        "held back: its existing units are unknown: ProviderError: init failed; "
+        "namespace ml is not offloaded"
+    )
+    [record] = app.ops.status()["targets"]
+    assert record["held_back"] == "its existing units are unknown: ProviderError: init failed"
+    assert record["problems"] == ["namespace ml is not offloaded"]
+    # Solved, then back: said again.
+    app.actuator.hold_back("kw", "")
+    app.actuator.found("kw", [])
+    app.ops.passed(NOW + 2, Plan(decisions=()))
+    assert app.ops.status()["targets"][0]["problems"] == []
+    app.actuator.found("kw", ["namespace ml is not offloaded"])
+    app.ops.passed(NOW + 3, Plan(decisions=()))
+    assert [a.reason for a in alerts[1:]] == ["namespace ml is not offloaded"]
+
+
 def test_backoff_drain_and_cap_alerts(app: App, alerts: list[Alert]) -> None:
     sync(app)
     target = app.rules.targets["kw"]

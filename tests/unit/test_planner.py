@@ -170,6 +170,16 @@ SCENARIOS = [
         ["skipped donor in backoff for 2m (no GPUs)"],
     ),
     Scenario(
+        "a target whose existing units are unknown is held back: the ladder moves on",
+        ruleset(target("donor", 4), target("cloud", 4)),
+        Snapshot(
+            pods=(pending("p", 4),),
+            targets={"donor": TargetStatus(held_back="its existing units are unknown: boom")},
+        ),
+        ["scaleup cloud +1 unit(s) x 4 GPU"],
+        ["skipped donor held back: its existing units are unknown: boom"],
+    ),
+    Scenario(
         "GPU model constraint skips a target that offers another model",
         ruleset(target("a", 4, gpu_model="A100"), target("b", 4, gpu_model="V100")),
         Snapshot(pods=(pending("p", 1, gpu=GpuRequest(gpus=1, models=frozenset({"V100"}))),)),
@@ -290,6 +300,36 @@ SCENARIOS = [
         Snapshot(units=(unit("u1", UnitPhase.PROVISIONING, since=NOW - 700),)),
         ["abandon u1"],
         ["past its ready deadline 10m"],
+    ),
+    Scenario(
+        "a unit past its deadline backs its target off in the same pass: the ladder goes on",
+        ruleset(target("donor", 4, ready_deadline=600), target("cloud", 4)),
+        Snapshot(
+            pods=(pending("p", 4), pending("q", 4)),
+            units=(unit("u1", UnitPhase.PROVISIONING, tgt="donor", since=NOW - 700),),
+        ),
+        ["abandon u1", "scaleup cloud +2 unit(s) x 4 GPU"],
+        [
+            "not ready 11m40s after the request, past its ready deadline 10m",
+            "skipped donor in backoff for 5m (not ready 11m40s after the request, past its "
+            "ready deadline 10m)",
+        ],
+    ),
+    Scenario(
+        "a second rule does not burst onto a target another rule's late unit backed off",
+        ruleset(
+            target("donor", 4, ready_deadline=600),
+            rules=(
+                rule("first", ladder=("donor",), match=Match(namespaces=frozenset({"a"}))),
+                rule("second", ladder=("donor",), match=Match(namespaces=frozenset({"b"}))),
+            ),
+        ),
+        Snapshot(
+            pods=(pending("p", 4, namespace="a"),),
+            units=(unit("u1", UnitPhase.PROVISIONING, tgt="donor", rule_name="second", since=0),),
+        ),
+        ["abandon u1"],
+        ["left unplaced (1x 4 GPUs); donor in backoff for 5m (not ready 2h46m40s"],
     ),
     Scenario(
         "idle unit is cordoned after idle_for",

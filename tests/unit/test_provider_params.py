@@ -161,3 +161,14 @@ def test_with_defaults_fills_nested_mappings() -> None:
     assert with_defaults(schema, {}) == {"a": 3, "m": {"b": "x"}}
     assert with_defaults(schema, {"m": {}}) == {"a": 3, "m": {"b": "x"}}
     assert with_defaults(KWOK_PARAMS, {})["poll_interval"] == 0.25
+
+
+def test_a_terraform_target_without_its_module_is_refused_where_it_is_written() -> None:
+    text = TEMPLATE.replace("provider: kwok", "provider: terraform").format(
+        params="      workdir: /var/lib/burstd/tf"
+    )
+    with pytest.raises(RulesError) as err:
+        parse_rules(text, "r.yaml")
+    assert [str(p) for p in err.value.problems] == [
+        "r.yaml:7:5: targets.k.params: missing required key 'module'"
+    ]

@@ -44,10 +44,10 @@ from burstd.model import (
     Unit,
     UnitPhase,
 )
+from burstd.model.units import MAX_BACKOFF_S
 from burstd.plan.planner import READY_SETTLE_S, Plan
 from burstd.rules.types import RuleSet, Target
 
-MAX_BACKOFF_S = 3600.0
 MISFIT_BACKOFF_S = 600.0
 
 
@@ -90,6 +90,8 @@ class Actuator:
         # unit -> (the units of its scale-up, the pods that scale-up packed onto them)
         self._packed: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._misfits: dict[tuple[str, str], Misfit] = {}  # (pod, target) -> record
+        # target -> (why it is held back, its provider's problems): found, not remembered
+        self._findings: dict[str, tuple[str, tuple[str, ...]]] = {}
         self.listeners: list[Callable[[Applied], None]] = []
         self.provisioned_total = 0
         self.released_total = 0
@@ -113,13 +115,40 @@ class Actuator:
             pods=base.pods,
             nodes=base.nodes,
             units=tuple(self._units.values()),
-            targets=dict(self._targets),
+            targets=self._target_statuses(),
             history=dict(self._history),
             metrics=base.metrics,
             stale=base.stale,
             synced=base.synced,
             misfits=tuple(self._misfits.values()),
         )
+
+    def _target_statuses(self) -> dict[str, TargetStatus]:
+        out = dict(self._targets)
+        for name, (held_back, problems) in self._findings.items():
+            out[name] = replace(
+                out.get(name, TargetStatus()), held_back=held_back, problems=problems
+            )
+        return out
+
+    def hold_back(self, target: str, why: str) -> None:
+        """Burst nothing onto ``target`` while ``why`` holds (``""``: it no longer does)."""
+        self._find(target, held_back=why)
+
+    def found(self, target: str, problems: Iterable[str]) -> None:
+        """What ``target``'s provider now finds wrong with it (nothing: an empty list)."""
+        self._find(target, problems=tuple(problems))
+
+    def _find(
+        self, target: str, held_back: str | None = None, problems: tuple[str, ...] | None = None
+    ) -> None:
+        old_held, old_problems = self._findings.get(target, ("", ()))
+        held = old_held if held_back is None else held_back
+        found = old_problems if problems is None else problems
+        if held or found:
+            self._findings[target] = (held, found)
+        else:
+            self._findings.pop(target, None)
 
     def observe(self, base: Snapshot, now: float) -> None:
         """Note which units run pods now, for idle times.
@@ -254,20 +283,42 @@ class Actuator:
         else:
             self._history.update(memory.rules)
             self._targets.update(memory.targets)
-            for uid, remembered in memory.units.items():
-                unit = self._units.get(uid)
-                if unit is None:
-                    continue
-                restored = _restored(unit, remembered)
-                if restored is not unit:
-                    self._units[uid] = restored
-                    said.append(f"{uid}: {restored.phase} since {restored.phase_since:.0f}")
-        for unit in self._units.values():
+            said.extend(self._restore_units(memory, list(self._units)))
+        self._floor_cooldowns(list(self._units))
+        return said
+
+    def adopt_late(self, units: Iterable[Unit], memory: Memory | None) -> list[str]:
+        """Take over units of a target that could not list them when burstd started, once it
+        can: each takes its remembered timers from ``memory`` (as read at start) as
+        ``restore`` would have given it, and its rule's cooldown counts at least from its
+        creation. Return what was restored, for the log."""
+        fresh = [u.id for u in units if u.id not in self._units]
+        self.adopt(units)
+        said = self._restore_units(memory, fresh) if memory is not None else []
+        self._floor_cooldowns(fresh)
+        return said
+
+    def _restore_units(self, memory: Memory, uids: Iterable[str]) -> list[str]:
+        said = []
+        for uid in uids:
+            unit = self._units.get(uid)
+            remembered = memory.units.get(uid)
+            if unit is None or remembered is None:
+                continue
+            restored = _restored(unit, remembered)
+            if restored is not unit:
+                self._units[uid] = restored
+                said.append(f"{uid}: {restored.phase} since {restored.phase_since:.0f}")
+        return said
+
+    def _floor_cooldowns(self, uids: Iterable[str]) -> None:
+        """A rule's last scale-up is at least the creation of its newest unit among ``uids``."""
+        for uid in uids:
+            unit = self._units[uid]
             if unit.phase.alive and unit.requested_at:
                 h = self._history.get(unit.rule, RuleHistory())
                 if h.last_scale_up_at is None or h.last_scale_up_at < unit.requested_at:
                     self._history[unit.rule] = replace(h, last_scale_up_at=unit.requested_at)
-        return said
 
     # Acting ----------------------------------------------------------------------------
 
@@ -365,13 +416,8 @@ class Actuator:
 
     def _backoff(self, name: str, target: Target | None, error: str, now: float) -> None:
         status = self._targets.get(name, TargetStatus())
-        failures = status.consecutive_failures + 1
         base = target.backoff if target is not None else 300.0
-        self._targets[name] = TargetStatus(
-            consecutive_failures=failures,
-            backoff_until=now + min(MAX_BACKOFF_S, base * 2.0 ** min(failures - 1, 30)),
-            last_error=error,
-        )
+        self._targets[name] = status.failed(error, base, now)
 
     # Feedback from the driver ------------------------------------------------------------
 
@@ -401,14 +447,24 @@ class Actuator:
         """A cordon, uncordon or evict call finished (successfully or not)."""
         self._busy.discard(uid)
 
-    def failed(self, uid: str, error: str, target: Target | None, now: float) -> None:
-        """``create`` failed: the unit is gone (the driver cleaned up) and its target backs off."""
-        self._busy.discard(uid)
+    def failed(
+        self, uid: str, error: str, target: Target | None, now: float, *, gone: bool = True
+    ) -> None:
+        """``create`` failed: its target backs off with the provider's ``error`` at once.
+        ``gone``: nothing is left of the unit; otherwise the driver is still removing what the
+        create left, and the unit stays, failed (no longer capacity on its way, nothing to
+        abandon) and busy, until ``released``. A unit that already failed (abandoned) is not
+        counted again."""
         self._seen_running.pop(uid, None)
         self._packed.pop(uid, None)
-        unit = self._units.pop(uid, None)
-        if unit is None:
+        unit = self._units.get(uid)
+        if gone:
+            self._busy.discard(uid)
+            self._units.pop(uid, None)
+        if unit is None or not unit.phase.alive:
             return
+        if not gone:
+            self._units[uid] = unit.moved(UnitPhase.FAILED, now)
         self.failed_total += 1
         self._backoff(unit.target, target, error, now)
 

@@ -9,8 +9,9 @@ the unit id and reported, so one failed provider call cannot stop the daemon.
 Idempotent calls (cordon, uncordon, delete) are retried with exponential backoff; ``delete``
 is retried until it succeeds (a unit left behind costs money and nothing else will retry a
 failed unit's delete). ``create`` is not retried here: the provider waits up to the ready
-deadline itself, and a failure puts the target in backoff so the planner walks down the
-ladder. Deleting a unit whose create is still running cancels the create first.
+deadline itself, and a failure puts the target in backoff (at once, with the provider's error,
+before the cleanup delete) so the planner walks down the ladder. Deleting a unit whose create
+is still running cancels the create first.
 """
 
 from __future__ import annotations
@@ -258,9 +259,12 @@ class AsyncDriver:
                 raise
             except Exception as e:
                 error = self._failure("create", unit, e, logging.ERROR)
+                # Failed now, with the provider's words, however long the cleanup takes: the
+                # planner must not count the unit as coming nor abandon it in the meantime.
+                self.actuator.failed(uid, error, target, self._now(), gone=False)
                 # The provider promises to leave nothing delete could not remove: remove it.
                 await self._retrying("delete", unit, lambda: provider.delete(uid, None), None)
-                self.actuator.failed(uid, error, target, self._now())
+                self.actuator.released(uid, self._now())
                 return
             log.info(
                 "unit %s ready on node %s",

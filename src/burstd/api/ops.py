@@ -87,6 +87,7 @@ class _Seen:
 
     alive_by_rule: dict[str, int] = field(default_factory=dict)
     backoff_until: dict[str, float] = field(default_factory=dict)
+    problems: dict[str, set[str]] = field(default_factory=dict)
     last_now: float | None = None
 
 
@@ -199,6 +200,7 @@ class Ops:
         seen.last_now = now
         self._check_bursts(units)
         self._check_backoffs(now)
+        self._check_problems()
         self._check_caps(plan)
         self._check_drains(units, now)
 
@@ -277,6 +279,24 @@ class Ops:
                     details={"backoff_until": status.backoff_until},
                 )
         self._seen.backoff_until = {n: s.backoff_until for n, s in targets.items()}
+
+    def _check_problems(self) -> None:
+        """One alert when a target is held back or its provider finds a problem, again only
+        for a problem it did not have at the pass before."""
+        targets = self.daemon.actuator.merged(Snapshot()).targets
+        now_seen: dict[str, set[str]] = {}
+        for name, status in sorted(targets.items()):
+            problems = [f"held back: {status.held_back}"] if status.held_back else []
+            problems.extend(status.problems)
+            if not problems:
+                continue
+            now_seen[name] = set(problems)
+            new = [p for p in problems if p not in self._seen.problems.get(name, set())]
+            if new:
+                self.alert(
+                    AlertKind.TARGET_PROBLEM, "; ".join(new), target=name, details={"new": new}
+                )
+        self._seen.problems = now_seen
 
     def _check_caps(self, plan: Plan) -> None:
         demand = {v.rule.name: v for v in plan.views}
@@ -527,6 +547,8 @@ def _target_record(
         "backoff_left_s": max(0.0, status.backoff_until - now),
         "consecutive_failures": status.consecutive_failures,
         "last_error": status.last_error,
+        "held_back": status.held_back,
+        "problems": list(status.problems),
     }
 
 

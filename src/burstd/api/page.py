@@ -41,7 +41,8 @@ PAGE = """<!doctype html>
 <tbody></tbody></table>
 <h2>Targets</h2>
 <table id="targets"><thead><tr><th>target</th><th>provider</th><th class="num">units</th>
-<th class="num">GPUs</th><th>state</th><th>last error</th></tr></thead><tbody></tbody></table>
+<th class="num">GPUs</th><th>state</th><th>problems, last error</th></tr></thead>
+<tbody></tbody></table>
 <h2>Recent decisions</h2>
 <table id="decisions"><thead><tr><th>time</th><th>rule</th><th>kind</th><th>units</th>
 <th>reason</th></tr></thead><tbody></tbody></table>
@@ -105,8 +106,10 @@ function render(s) {
   }, "no rules");
   fill("targets", s.targets, (r, t) => {
     cell(r, t.name); cell(r, t.provider); cell(r, t.units, "num"); cell(r, t.gpus, "num");
-    pill(r, !t.in_backoff, t.in_backoff ? "backoff " + dur(t.backoff_left_s) : "ok");
-    cell(r, t.last_error, "muted");
+    const state = t.held_back ? "held back" : t.in_backoff ? "backoff " + dur(t.backoff_left_s)
+      : t.problems.length ? "problem" : "ok";
+    pill(r, state === "ok", state);
+    cell(r, [t.held_back, ...t.problems, t.last_error].filter(x => x).join("; "), "muted");
   }, "no targets");
   fill("decisions", s.decisions, (r, d) => {
     cell(r, new Date(d.at * 1000).toLocaleTimeString()); cell(r, d.rule);

@@ -42,6 +42,16 @@ def explain(snapshot_path: str, rules_path: str, at: float | None) -> None:
     result = plan(snapshot, ruleset, now)
     for warning in rule_warnings(ruleset):
         click.echo(f"warning: {warning}")
+    for name, status in sorted(snapshot.targets.items()):
+        if status.held_back:
+            click.echo(f"target {name}: held back, nothing is bursted onto it: {status.held_back}")
+        if status.backoff_until > now:
+            click.echo(
+                f"target {name}: in backoff for {format_duration(status.backoff_until - now)} "
+                f"after {status.consecutive_failures} failure(s): {status.last_error}"
+            )
+        for found in status.problems:
+            click.echo(f"target {name}: problem: {found}")
     unservable: dict[str, list[str]] = {}
     for u in result.unservable:
         unservable.setdefault(u.rule, []).append(str(u))

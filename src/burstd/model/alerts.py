@@ -28,6 +28,9 @@ class AlertKind(StrEnum):
     """A unit missed its ready deadline and was rolled back."""
     TARGET_BACKOFF = "target_backoff"
     """A target failed and is not used until its backoff ends."""
+    TARGET_PROBLEM = "target_problem"
+    """A target is held back (its existing units could not be listed) or its provider found
+    something that keeps its units from serving (a Liqo namespace not offloaded, no peering)."""
     CAP_REACHED = "cap_reached"
     """A GPU or budget limit stops a rule from serving pending demand."""
     DRAIN_WAITING = "drain_waiting"

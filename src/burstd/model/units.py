@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+MAX_BACKOFF_S = 3600.0
+"""The longest a target's backoff (or a misfit's wait) grows to."""
+
 
 class UnitPhase(StrEnum):
     """``requested → provisioning → ready → cordoned → draining → released | failed``."""
@@ -80,11 +83,34 @@ class Unit:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TargetStatus:
-    """What the actuator learned about a target: failures put it in backoff."""
+    """What the actuator learned about a target: failures put it in backoff.
+
+    Besides failures, what the daemon found wrong with it (never remembered across a restart:
+    found again): ``held_back`` says why nothing may be bursted onto it although it is not in
+    backoff — its existing units could not be listed, so a new one could double what is
+    there; ``problems`` are its provider's findings that keep units from serving and that no
+    decision would show (a Liqo namespace that is not offloaded, a missing peering). Both
+    appear in ``burstd explain`` and ``/status``; only ``held_back`` changes a plan.
+    """
 
     consecutive_failures: int = 0
     backoff_until: float = 0.0
     last_error: str = ""
+    held_back: str = ""
+    problems: tuple[str, ...] = ()
+
+    def failed(self, error: str, backoff: float, now: float) -> TargetStatus:
+        """This status after one more failure at ``now``: backoff ``backoff`` seconds for the
+        first failure in a row, doubling with each further one, up to ``MAX_BACKOFF_S``. The
+        actuator applies it when a unit fails; the planner, to a unit it abandons, so the rest
+        of the same pass already sees the target backing off."""
+        failures = self.consecutive_failures + 1
+        return replace(
+            self,
+            consecutive_failures=failures,
+            backoff_until=now + min(MAX_BACKOFF_S, backoff * 2.0 ** min(failures - 1, 30)),
+            last_error=error,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,12 +6,15 @@ For each rule, in file order:
    unit brings, as the scheduler would: ``plan/fit.py``) are **unservable**: reported with
    the reason, never bursted for and firing no trigger; a unit that exists serves them only
    if they would land on its real node;
-1. units past their ready deadline are abandoned (the actuator rolls them back and puts the
-   target in backoff, so the next pass walks further down the ladder);
+1. units past their ready deadline are abandoned, every rule's before any rule bursts: each
+   counts as a failure of its target at once (``TargetStatus.failed``, as the actuator will
+   record it), so this very pass already sees the target in backoff, bursts onto it no more
+   and may walk down the ladder; the actuator rolls the unit back;
 2. the rule's pending demand is first covered by capacity already on its way: units in flight,
    units that became ready moments ago, then cordoned or draining units taken back;
 3. what is left, if a trigger fires, is bin-packed onto new units down the ladder, within the
-   target, rule and global limits, the budget, cooldowns and backoffs (partial when one binds);
+   target, rule and global limits, the budget, cooldowns and backoffs (partial when one binds),
+   skipping a target held back (``TargetStatus.held_back``: its existing units are unknown);
 4. units nobody needs are given back: idle for ``idle_for`` → cordon; re-checked after
    ``validation`` → drain; empty → release. A unit with a running pod is never released, and in
    ``evict`` mode only pods that may be evicted are. A unit given back because its rule had
@@ -40,6 +43,7 @@ from burstd.model import (
     Release,
     ScaleUp,
     Snapshot,
+    TargetStatus,
     Uncordon,
     Unit,
     UnitPhase,
@@ -76,10 +80,12 @@ class Plan:
 
 @dataclass(slots=True)
 class _Budget:
-    """Running totals while a plan is built, so two rules cannot both spend the same room."""
+    """Running totals while a plan is built, so two rules cannot both spend the same room;
+    ``targets`` the targets' statuses with this pass's abandons counted."""
 
     ruleset: RuleSet
     units: list[Unit]
+    targets: dict[str, TargetStatus]
     step_units: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def alive(self) -> list[Unit]:
@@ -131,6 +137,14 @@ class _Budget:
         n, why = min(caps, key=lambda c: c[0])
         return max(0, n), why
 
+    def status(self, target: str) -> TargetStatus:
+        return self.targets.get(target, TargetStatus())
+
+    def abandon(self, target: Target, reason: str, now: float) -> None:
+        """A unit of ``target`` is rolled back: the target has failed once more. The unit
+        still counts against limits in this pass: it is not gone until its delete ends."""
+        self.targets[target.name] = self.status(target.name).failed(reason, target.backoff, now)
+
     def add(self, rule: Rule, target: Target, n: int, now: float) -> None:
         for i in range(n):
             self.units.append(
@@ -166,7 +180,8 @@ def plan(snapshot: Snapshot, ruleset: RuleSet, now: float) -> Plan:
     views = evaluate(snapshot, ruleset, now)
     snapshot = full
     running = _running_by_node(snapshot.pods)
-    budget = _Budget(ruleset, list(snapshot.units))
+    budget = _Budget(ruleset, list(snapshot.units), dict(snapshot.targets))
+    abandons = _abandon(snapshot, ruleset, budget, now)
     decisions: list[Decision] = []
     by_rule: dict[str, list[Unservable]] = defaultdict(list)
     for u in unservable:
@@ -174,9 +189,19 @@ def plan(snapshot: Snapshot, ruleset: RuleSet, now: float) -> Plan:
     for view in views:
         if view.rule.name in by_rule:
             decisions.append(_unservable_noop(view.rule.name, by_rule[view.rule.name]))
+        abandoned = abandons.get(view.rule.name, [])
+        decisions.extend(abandoned)
         decisions.extend(
             _plan_rule(
-                view, extra.get(view.rule.name, []), snapshot, ruleset, running, budget, fitter, now
+                view,
+                extra.get(view.rule.name, []),
+                {d.unit for d in abandoned},
+                snapshot,
+                ruleset,
+                running,
+                budget,
+                fitter,
+                now,
             )
         )
     for unit in snapshot.units:
@@ -189,6 +214,37 @@ def plan(snapshot: Snapshot, ruleset: RuleSet, now: float) -> Plan:
         unservable=unservable,
         wake_at=min(wakes, default=None),
     )
+
+
+def _abandon(
+    snapshot: Snapshot, ruleset: RuleSet, budget: _Budget, now: float
+) -> dict[str, list[Abandon]]:
+    """The units of each rule past their ready deadline, abandoned, each counted in ``budget``
+    as a failure of its target."""
+    rules = {r.name: r for r in ruleset.rules}
+    out: dict[str, list[Abandon]] = defaultdict(list)
+    for u in sorted(snapshot.units, key=lambda u: u.id):
+        target = ruleset.targets.get(u.target)
+        rule = rules.get(u.rule)
+        if target is None or rule is None or not u.phase.in_flight:
+            continue
+        late = now - u.requested_at
+        if late <= target.ready_deadline:
+            continue
+        reason = (
+            f"not ready {format_duration(late)} after the request, past its ready deadline "
+            f"{format_duration(target.ready_deadline)}"
+        )
+        budget.abandon(target, reason, now)
+        out[u.rule].append(
+            Abandon(
+                unit=u.id,
+                rule=u.rule,
+                dry_run=ruleset.dry_run or rule.dry_run,
+                reason=reason,
+            )
+        )
+    return out
 
 
 def _unservable(snapshot: Snapshot, ruleset: RuleSet, fitter: Fitter) -> tuple[Unservable, ...]:
@@ -233,6 +289,7 @@ def _shape(target: Target) -> Shape:
 def _plan_rule(
     view: RuleView,
     unservable: Sequence[Pod],
+    abandoned: set[str],
     snapshot: Snapshot,
     ruleset: RuleSet,
     running: dict[str, list[Pod]],
@@ -248,26 +305,13 @@ def _plan_rule(
         (
             u
             for u in snapshot.units
-            if u.rule == rule.name and u.phase.alive and u.target in ruleset.targets
+            if u.rule == rule.name
+            and u.phase.alive
+            and u.target in ruleset.targets
+            and u.id not in abandoned
         ),
         key=lambda u: u.id,
     )
-    abandoned = set()
-    for u in units:
-        target = ruleset.targets.get(u.target)
-        deadline = target.ready_deadline if target else 0.0
-        if u.phase.in_flight and now - u.requested_at > deadline:
-            abandoned.add(u.id)
-            say(
-                Abandon(
-                    unit=u.id,
-                    rule=rule.name,
-                    dry_run=dry,
-                    reason=f"not ready {format_duration(now - u.requested_at)} after the "
-                    f"request, past its ready deadline {format_duration(deadline)}",
-                )
-            )
-    units = [u for u in units if u.id not in abandoned]
     held = [u for u in units if u.held]
     units = [u for u in units if not u.held]
     by_id = {u.id: u for u in units}
@@ -479,7 +523,10 @@ def _burst(
         if not pods and floor_gpus <= 0:
             break
         target = ruleset.targets[name]
-        status = snapshot.target_status(name)
+        status = budget.status(name)
+        if status.held_back:
+            skipped.append(f"{name} held back: {status.held_back}")
+            continue
         if status.backoff_until > now:
             skipped.append(
                 f"{name} in backoff for {format_duration(status.backoff_until - now)}"

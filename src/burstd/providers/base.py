@@ -122,6 +122,20 @@ class Provider(Protocol):
         ...
 
 
+@runtime_checkable
+class ReportsProblems(Protocol):
+    """Optional, besides ``Provider``: a provider that can say what is wrong with its target
+    before any call fails on it."""
+
+    async def problems(self) -> list[str]:
+        """What keeps the target's units from serving now (a missing peering, a namespace
+        whose pods can never reach its nodes), each a sentence an operator can act on; an
+        empty list when nothing does. The daemon calls it now and then and shows the answer
+        in ``/status``, the status page and a ``target_problem`` alert; it never changes a
+        plan. May raise ``ProviderError`` when it cannot tell (then the last answer stands)."""
+        ...
+
+
 # Kinds: what burstd knows of a provider before any unit exists (see providers/registry.py).
 
 

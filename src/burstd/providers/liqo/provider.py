@@ -13,7 +13,9 @@ What this provider adds to that:
   ``remote_cluster_id``, its authentication and offloading modules). No peering is a
   non-retryable ``ProviderError`` saying what to run; the target backs off and the ladder
   moves on. Pending GPU pods in a namespace without a ``NamespaceOffloading`` are warned about
-  (they can never land on the virtual node).
+  (they can never land on the virtual node). Both are also the target's problems
+  (``problems``), which the daemon asks for now and then and shows in ``/status``, the status
+  page and its alerts, whether or not a unit is being made.
 * **Ready** means all of: both conditions ``Accepted``, ``status.resources`` granting the GPUs
   asked, the Node Ready with ``nvidia.com/gpu`` allocatable at least the grant, within
   ``ready_deadline``. ``Accepted`` alone proves nothing. ``Denied`` is a ``CapacityError`` at
@@ -184,6 +186,43 @@ class LiqoProvider:
         now = time.monotonic()
         if self._peering_ok_at is not None and now - self._peering_ok_at < _PEERING_TTL:
             return
+        err = await self._peering_error()
+        if err is not None:
+            if not err.retryable:
+                log.error(
+                    "target %s: %s",
+                    self.target,
+                    err,
+                    extra={
+                        "event": "liqo_no_peering",
+                        "target": self.target,
+                        "remote": self.remote,
+                    },
+                )
+            raise err
+        self._peering_ok_at = now
+        for ns in await self._unoffloaded():
+            if ns in self._warned_namespaces:
+                continue
+            self._warned_namespaces.add(ns)
+            log.warning(
+                "target %s: %s",
+                self.target,
+                self._unoffloaded_text(ns),
+                extra={"event": "liqo_namespace_not_offloaded", "target": self.target, "ns": ns},
+            )
+
+    async def problems(self) -> list[str]:
+        """What keeps this donor's units from serving now (``ReportsProblems``): no peering or
+        an unhealthy one, and each namespace with pending GPU pods that Liqo does not offload
+        (their pods can never reach the virtual node)."""
+        err = await self._peering_error()
+        if err is not None:
+            return [str(err)]
+        return [self._unoffloaded_text(ns) for ns in await self._unoffloaded()]
+
+    async def _peering_error(self) -> ProviderError | None:
+        """Why the peering with the donor cannot lend, or ``None`` if it can."""
         try:
             fc = await self._foreign_cluster()
         except kube.ApiError as e:
@@ -191,18 +230,11 @@ class LiqoProvider:
                 raise
             fc = None  # the CRD itself is missing: Liqo is not installed
         if fc is None:
-            err = _fatal(
+            return _fatal(
                 f"no peering with donor {self.remote!r}: no ForeignCluster for it in this "
                 f"cluster (peer first: liqoctl peer --remote-kubeconfig <donor> "
                 f"--create-resource-slice=false)"
             )
-            log.error(
-                "target %s: %s",
-                self.target,
-                err,
-                extra={"event": "liqo_no_peering", "target": self.target, "remote": self.remote},
-            )
-            raise err
         modules = (fc.get("status") or {}).get("modules") or {}
         problems = []
         for name in ("authentication", "offloading"):
@@ -213,15 +245,15 @@ class LiqoProvider:
                 if c.get("status") in _BAD_MODULE:
                     problems.append(f"{name} {c.get('type')} is {c.get('status')}")
         if problems:
-            raise ProviderError(
+            return ProviderError(
                 f"peering with donor {self.remote!r} is not healthy: {'; '.join(problems)}"
             )
-        self._peering_ok_at = now
-        await self._warn_unoffloaded()
+        return None
 
-    async def _warn_unoffloaded(self) -> None:
-        """Warn about namespaces whose GPU pods are pending but that Liqo does not offload:
-        without a NamespaceOffloading their pods never get the virtual node's toleration."""
+    async def _unoffloaded(self) -> list[str]:
+        """The namespaces whose GPU pods are pending but that Liqo does not offload: without a
+        NamespaceOffloading their pods never get the virtual node's toleration. Empty when
+        the API cannot say."""
         try:
             offloads = await kube.call(
                 self._custom.list_cluster_custom_object, *OFFLOADING, "namespaceoffloadings"
@@ -230,24 +262,24 @@ class LiqoProvider:
                 self._core.list_pod_for_all_namespaces, field_selector="status.phase=Pending"
             )
         except ProviderError:
-            return
+            return []
         offloaded = {
             (o.get("metadata") or {}).get("namespace") for o in offloads.get("items") or []
         }
-        for pod in pending.get("items") or []:
-            ns = str((pod.get("metadata") or {}).get("namespace"))
-            if ns in offloaded or ns in self._warned_namespaces or not _wants_gpus(pod):
-                continue
-            self._warned_namespaces.add(ns)
-            log.warning(
-                "target %s: namespace %s has pending GPU pods but no NamespaceOffloading: "
-                "Liqo will not offload them to donor %s (liqoctl offload namespace %s)",
-                self.target,
-                ns,
-                self.remote,
-                ns,
-                extra={"event": "liqo_namespace_not_offloaded", "target": self.target, "ns": ns},
-            )
+        return sorted(
+            {
+                ns
+                for pod in pending.get("items") or []
+                if (ns := str((pod.get("metadata") or {}).get("namespace"))) not in offloaded
+                and _wants_gpus(pod)
+            }
+        )
+
+    def _unoffloaded_text(self, ns: str) -> str:
+        return (
+            f"namespace {ns} has pending GPU pods but no NamespaceOffloading: Liqo will not "
+            f"offload them to donor {self.remote} (liqoctl offload namespace {ns})"
+        )
 
     # The slice --------------------------------------------------------------------------
 

@@ -20,7 +20,8 @@ PARAMS: ParamSchema = {
         type=ParamType.STRING,
         doc="directory of the Terraform module that makes the nodes (docs/terraform.md says "
         "what it must accept and output); a relative path is relative to burstd's working "
-        "directory; required to run the target (the simulator needs none)",
+        "directory",
+        required=True,
     ),
     "workdir": Param(
         type=ParamType.STRING,
