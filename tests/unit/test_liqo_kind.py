@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 
 from burstd.model import Taint
+from burstd.providers import kube
 from burstd.providers.base import ProviderError, UnitShape
+from burstd.providers.kube import ApiError
 from burstd.providers.liqo import node, resources
-from burstd.providers.liqo.provider import ApiError, LiqoProvider, slice_name
+from burstd.providers.liqo.provider import LiqoProvider, slice_name
 from burstd.rules.loader import RulesError, parse_rules
 
 RULES = """\
@@ -79,21 +81,18 @@ def test_slice_names_are_dns_labels() -> None:
     assert len(slice_name("x" * 80)) == 63
 
 
-class StubbedLiqo(LiqoProvider):
+def stubbed(monkeypatch: pytest.MonkeyPatch, answers: dict[str, Any]) -> LiqoProvider:
     """The provider with its API calls answered from ``answers`` by API method name (the
     integration suite runs it against real control planes)."""
 
-    def __init__(self, answers: dict[str, Any]) -> None:
-        super().__init__(
-            object(), UnitShape(target="donor", gpus=4), {"remote_cluster_id": "unimi"}
-        )
-        self.answers = answers
-
-    async def _call(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kw: Any) -> Any:
-        answer = self.answers[getattr(fn, "__name__", "")]
+    async def call(fn: Callable[..., Awaitable[Any]], *args: Any, **kw: Any) -> Any:
+        answer = answers[getattr(fn, "__name__", "")]
         if isinstance(answer, Exception):
             raise answer
         return answer
+
+    monkeypatch.setattr(kube, "call", call)
+    return LiqoProvider(object(), UnitShape(target="donor", gpus=4), {"remote_cluster_id": "unimi"})
 
 
 def gpu_pod(namespace: str, gpus: int = 1) -> dict[str, Any]:
@@ -109,15 +108,18 @@ HEALTHY = {
 }
 
 
-async def test_a_namespace_that_is_not_offloaded_is_a_problem_of_the_target() -> None:
-    liqo = StubbedLiqo(
+async def test_a_namespace_that_is_not_offloaded_is_a_problem_of_the_target(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    liqo = stubbed(
+        monkeypatch,
         {
             "get_cluster_custom_object": HEALTHY,
             "list_cluster_custom_object": {"items": [{"metadata": {"namespace": "lab"}}]},
             "list_pod_for_all_namespaces": {
                 "items": [gpu_pod("lab"), gpu_pod("ml"), gpu_pod("ml"), gpu_pod("web", gpus=0)]
             },
-        }
+        },
     )
     assert await liqo.problems() == [
         "namespace ml has pending GPU pods but no NamespaceOffloading: Liqo will not offload "
@@ -125,12 +127,15 @@ async def test_a_namespace_that_is_not_offloaded_is_a_problem_of_the_target() ->
     ]
 
 
-async def test_no_peering_is_a_problem_of_the_target_before_any_unit() -> None:
-    liqo = StubbedLiqo(
+async def test_no_peering_is_a_problem_of_the_target_before_any_unit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    liqo = stubbed(
+        monkeypatch,
         {
             "get_cluster_custom_object": ApiError(404, "not found"),
             "list_cluster_custom_object": {"items": []},
-        }
+        },
     )
     [problem] = await liqo.problems()
     assert problem.startswith("no peering with donor 'unimi': no ForeignCluster for it")
