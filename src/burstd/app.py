@@ -376,6 +376,7 @@ class App:
             "acted": applied.acted,
             "dry_run": d.dry_run,
             "units": list(applied.units),
+            "at": applied.at,
         }
         if isinstance(d, ScaleUp):
             extra.update(target=d.target, pods=list(d.pods), gpus_per_unit=d.gpus_per_unit)

@@ -59,6 +59,8 @@ pytestmark = pytest.mark.integration
 
 # Cases side by side (all providers together): most of a case is waiting on burstd's timers.
 AT_ONCE = 10
+# The API server stays up at least this long between two outages.
+UP_BETWEEN_OUTAGES_S = 5.0
 CASES = [(provider, point) for provider, spec in PROVIDERS.items() for point in spec.points]
 
 
@@ -186,6 +188,8 @@ class Outages:
             await kube_testenv("start-apiserver")
             self.count += 1
             self.cases += len(marks)
+            # Up a while before the next: the other cases must get on too.
+            await asyncio.sleep(UP_BETWEEN_OUTAGES_S)
 
 
 async def one_case(
@@ -285,7 +289,9 @@ async def _case(kube: Kube, case: Case, spec: Provider, outages: Outages) -> Non
             done = all(
                 j.get("status", {}).get("succeeded") == j["spec"]["completions"] for j in jobs
             )
-            return done and not await nodes()
+            # Every unit given back, those still on their way too (a unit whose Node is not
+            # up yet has none to see).
+            return done and not await nodes() and not not_given_back(logs, spec)
 
         await eventually(cycle_done, within=180, what="every Job done and every node given back")
         check(logs, spec, case, seen, pods_seen, extra_pod)
@@ -329,23 +335,14 @@ def check(
     if case.mode == "kill":
         adopted = {e["unit"] for e in events(logs[1], "adopted")}
         assert not adopted & set(events_units(logs[1], spec.made))
-    failed = {
-        e["unit"]
-        for log in logs
-        for e in events(log, "provider_error")
-        if e.get("call") == "create"
-    }
-    units = set(made) | {e["unit"] for log in logs for e in events(log, "adopted")}
+    units, failed, _ = accounts(logs, spec)
     assert len(units - failed) <= len(pods), f"units {sorted(units)} for pods {sorted(pods)}"
 
-    # No orphans: every node is gone, and a burstd gave each back.
-    deleted = {
-        e["unit"] for log in logs for e in events(log, "provider_call") if e.get("call") == "delete"
-    }
-    # (A failed create is cleaned up by the driver's own delete, retried until it is done.)
-    units |= {e["unit"] for log in logs for e in events(log, "unit_ready")}
-    assert units <= deleted | failed, f"units nobody gave back: {units - deleted - failed}"
+    # No orphans: every node is gone (the wait saw to that), and a burstd gave back every
+    # unit that was made, adopted or came up.
     assert seen, "no node of the target was ever seen"
+    left = not_given_back(logs, spec)
+    assert not left, f"units nobody gave back: {left}"
 
     # Cooldowns survive the fault.
     ups = decided(logs, "scaleup")
@@ -360,6 +357,31 @@ def check(
         assert min(evicts) - min(drains) >= MAX_WAIT_S - 0.5
 
 
+def accounts(logs: list[Path], spec: Provider) -> tuple[set[str], set[str], set[str]]:
+    """From both runs' logs: the units made, adopted or come up; those whose create failed
+    (and were not found again); and those a delete was called for."""
+
+    def units(kind: str, **match: str) -> set[str]:
+        return {
+            str(e["unit"])
+            for log in logs
+            for e in events(log, kind)
+            if all(e.get(k) == v for k, v in match.items())
+        }
+
+    made = units(spec.made) | units("adopted") | units("unit_ready")
+    # A failed create is cleaned up by the driver's own delete, retried until it is done;
+    # one a restarted burstd found again must be given back by it.
+    failed = units("provider_error", call="create") - units("adopted")
+    return made, failed, units("provider_call", call="delete")
+
+
+def not_given_back(logs: list[Path], spec: Provider) -> set[str]:
+    """Units made that no burstd gave back."""
+    made, failed, deleted = accounts(logs, spec)
+    return made - failed - deleted
+
+
 def release(mark: Path) -> None:
     """Let a case paused at its fault point carry on."""
     mark.unlink()
@@ -370,9 +392,10 @@ def events_units(log: Path, kind: str) -> list[str]:
 
 
 def decided(logs: list[Path], verb: str) -> list[float]:
-    """When decisions of ``verb`` were acted on, in both runs, in order."""
+    """When the decisions of ``verb`` acted on were made (their pass's clock), in both runs,
+    in order."""
     return sorted(
-        float(e["ts"])
+        float(e["at"])
         for log in logs
         for e in events(log, "decision")
         if e.get("verb") == verb and e.get("acted")

@@ -69,6 +69,8 @@ class Applied:
     decision: Decision
     acted: bool
     units: tuple[str, ...] = ()
+    at: float = 0.0
+    """The clock time of the pass that decided it (cooldowns count from it)."""
 
 
 def sequential_ids(prefix: str = "") -> Callable[[str], str]:
@@ -334,7 +336,7 @@ class Actuator:
 
     def _apply(self, d: Decision, ruleset: RuleSet, now: float) -> Applied | None:
         if d.dry_run:
-            return Applied(decision=d, acted=False)
+            return Applied(decision=d, acted=False, at=now)
         if isinstance(d, ScaleUp):
             return self._scale_up(d, ruleset.targets[d.target], now)
         assert isinstance(d, Cordon | Uncordon | Drain | Evict | Release | Abandon)
@@ -372,7 +374,7 @@ class Actuator:
                 self.failed_total += 1
                 self._backoff(unit.target, target, d.reason, now)
                 self._driver.delete(unit, target)
-        return Applied(decision=d, acted=True, units=(unit.id,))
+        return Applied(decision=d, acted=True, units=(unit.id,), at=now)
 
     def _call(self, uid: str, fn: Callable[[Unit, Target | None], None], *args: object) -> None:
         self._busy.add(uid)
@@ -404,7 +406,7 @@ class Actuator:
             for uid in made:
                 self._packed[uid] = (tuple(made), d.pods)
         self._touch(d.rule, up=now)
-        return Applied(decision=d, acted=True, units=tuple(made))
+        return Applied(decision=d, acted=True, units=tuple(made), at=now)
 
     def _touch(self, rule: str, up: float | None = None, down: float | None = None) -> None:
         h = self._history.get(rule, RuleHistory())

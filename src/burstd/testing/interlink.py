@@ -312,9 +312,10 @@ class Emulator:
             return
         now = self._now()
         if kubelet is None:
+            # Registered first: a registration the API server did not take is tried again.
+            await self._register(n)
             kubelet = self._kubelets[n.node] = _Kubelet(up_since=now)
             self.started.append(n.node)
-            await self._register(n)
             log.info("node %s: virtual kubelet started", n.node)
         fault = str(annotations.get(FAULT_ANNOTATION) or n.fault)
         healthy = await self._report(n, kubelet, fault, now)
