@@ -743,7 +743,7 @@ class App:
             if not isinstance(provider, ReportsProblems):
                 continue
             try:
-                problems = await provider.problems()
+                problems = await provider.problems(self._namespaces_bursting_to(name))
             except Exception as e:
                 log.warning(
                     "target %s: cannot check it for problems (%s: %s)",
@@ -770,6 +770,17 @@ class App:
                     extra={"event": "target_problem_solved", "target": name, "problem": solved},
                 )
             self.actuator.found(name, problems)
+
+    def _namespaces_bursting_to(self, target: str) -> frozenset[str] | None:
+        """Where the pods of the rules whose ladder names ``target`` live (``None``: a rule
+        matches every namespace)."""
+        found: set[str] = set()
+        for rule in self.rules.rules:
+            if target in rule.burst.ladder:
+                if not rule.match.namespaces:
+                    return None
+                found |= rule.match.namespaces
+        return frozenset(found)
 
     def _unit_from(self, pu: ProvisionedUnit, target: Target | None) -> Unit:
         """The unit as found. Its shape is read from the object (the target may have changed

@@ -370,8 +370,10 @@ class Troubled(FakeProvider):
     """A provider that reports problems of its target (as the Liqo one does)."""
 
     found: tuple[str, ...] = ()
+    asked: frozenset[str] | None = None
 
-    async def problems(self) -> list[str]:
+    async def problems(self, namespaces: frozenset[str] | None = None) -> list[str]:
+        self.asked = namespaces
         return list(self.found)
 
 
@@ -392,6 +394,8 @@ async def test_provider_problems_reach_the_status_and_are_logged_once(
         (logging.WARNING, "target_problem"),
         (logging.INFO, "target_problem_solved"),
     ]
+    # Asked only about the namespaces whose rules burst to it.
+    assert troubled.asked == frozenset({"ml"})
     assert app.ops.status()["targets"][0]["problems"] == []
     troubled.found = (problem,)
     await app.check_targets()

@@ -127,6 +127,23 @@ async def test_a_namespace_that_is_not_offloaded_is_a_problem_of_the_target(
     ]
 
 
+async def test_only_the_namespaces_that_burst_to_the_target_are_its_problems(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    liqo = stubbed(
+        monkeypatch,
+        {
+            "get_cluster_custom_object": HEALTHY,
+            "list_cluster_custom_object": {"items": []},
+            "list_pod_for_all_namespaces": {"items": [gpu_pod("lab"), gpu_pod("ml")]},
+        },
+    )
+    [problem] = await liqo.problems(frozenset({"ml", "web"}))
+    assert problem.startswith("namespace ml has pending GPU pods")
+    assert await liqo.problems(frozenset({"web"})) == []
+    assert len(await liqo.problems(None)) == 2
+
+
 async def test_no_peering_is_a_problem_of_the_target_before_any_unit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -127,10 +127,12 @@ class ReportsProblems(Protocol):
     """Optional, besides ``Provider``: a provider that can say what is wrong with its target
     before any call fails on it."""
 
-    async def problems(self) -> list[str]:
+    async def problems(self, namespaces: frozenset[str] | None = None) -> list[str]:
         """What keeps the target's units from serving now (a missing peering, a namespace
         whose pods can never reach its nodes), each a sentence an operator can act on; an
-        empty list when nothing does. The daemon calls it now and then and shows the answer
+        empty list when nothing does. ``namespaces`` are where the pods of the rules that
+        burst to the target live (``None``: anywhere); a problem of another namespace is not
+        the target's. The daemon calls it now and then and shows the answer
         in ``/status``, the status page and a ``target_problem`` alert; it never changes a
         plan. May raise ``ProviderError`` when it cannot tell (then the last answer stands)."""
         ...

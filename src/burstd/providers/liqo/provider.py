@@ -134,7 +134,6 @@ class LiqoProvider:
         self._node_grace = float(self.params.get("node_grace", 10.0))
         self._sleep = sleep
         self._peering_ok_at: float | None = None
-        self._warned_namespaces: set[str] = set()
 
     # Requests ---------------------------------------------------------------------------
 
@@ -201,25 +200,15 @@ class LiqoProvider:
                 )
             raise err
         self._peering_ok_at = now
-        for ns in await self._unoffloaded():
-            if ns in self._warned_namespaces:
-                continue
-            self._warned_namespaces.add(ns)
-            log.warning(
-                "target %s: %s",
-                self.target,
-                self._unoffloaded_text(ns),
-                extra={"event": "liqo_namespace_not_offloaded", "target": self.target, "ns": ns},
-            )
 
-    async def problems(self) -> list[str]:
+    async def problems(self, namespaces: frozenset[str] | None = None) -> list[str]:
         """What keeps this donor's units from serving now (``ReportsProblems``): no peering or
         an unhealthy one, and each namespace with pending GPU pods that Liqo does not offload
         (their pods can never reach the virtual node)."""
         err = await self._peering_error()
         if err is not None:
             return [str(err)]
-        return [self._unoffloaded_text(ns) for ns in await self._unoffloaded()]
+        return [self._unoffloaded_text(ns) for ns in await self._unoffloaded(namespaces)]
 
     async def _peering_error(self) -> ProviderError | None:
         """Why the peering with the donor cannot lend, or ``None`` if it can."""
@@ -250,10 +239,10 @@ class LiqoProvider:
             )
         return None
 
-    async def _unoffloaded(self) -> list[str]:
-        """The namespaces whose GPU pods are pending but that Liqo does not offload: without a
-        NamespaceOffloading their pods never get the virtual node's toleration. Empty when
-        the API cannot say."""
+    async def _unoffloaded(self, namespaces: frozenset[str] | None) -> list[str]:
+        """The namespaces (of ``namespaces``; ``None``: any) whose GPU pods are pending but
+        that Liqo does not offload: without a NamespaceOffloading their pods never get the
+        virtual node's toleration. Empty when the API cannot say."""
         try:
             offloads = await kube.call(
                 self._custom.list_cluster_custom_object, *OFFLOADING, "namespaceoffloadings"
@@ -271,6 +260,7 @@ class LiqoProvider:
                 ns
                 for pod in pending.get("items") or []
                 if (ns := str((pod.get("metadata") or {}).get("namespace"))) not in offloaded
+                and (namespaces is None or ns in namespaces)
                 and _wants_gpus(pod)
             }
         )
