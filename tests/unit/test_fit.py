@@ -10,12 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from burstd.model import GpuRequest, NodeTemplate, Pod, Taint
-from burstd.plan.fit import NodeFacts, pod_fits
+from burstd.model import GpuRequest, Node, NodeTemplate, Pod, Snapshot, Taint, Unit, UnitPhase
+from burstd.plan.fit import UNSCHEDULABLE_TAINT, Fitter, NodeFacts, pod_fits
 from burstd.providers import kwok
 from burstd.providers.base import UnitShape, UnitSpec
 from burstd.providers.kwok.provider import KwokProvider
 from burstd.providers.node_params import TAINT_EFFECTS
+from burstd.rules.loader import parse_rules
 from burstd.sources.kube.convert import node_from_raw, pod_from_raw
 
 MODEL = "NVIDIA-A100"
@@ -315,3 +316,34 @@ def test_match_fields_read_a_real_nodes_name() -> None:
     pod = raw_pod(affinity=affinity(fields=[expr("metadata.name", "In", "n1")]))
     assert pod_fits(pod, NodeFacts(name="n1", gpus=1)) is None
     assert pod_fits(pod, NodeFacts(name="n2", gpus=1)) is not None
+
+
+def test_an_uncordoned_units_lingering_unschedulable_taint_does_not_make_it_unneeded() -> None:
+    """After an uncordon the node lifecycle controller takes the unschedulable taint off some
+    time later; meanwhile the unit taken back must still count as one its pod can use, or the
+    release check cordons it again (and the two flip until the controller catches up)."""
+    rules = parse_rules(
+        "version: 1\ntargets:\n  kw: {provider: kwok, gpus_per_unit: 4}\n"
+        "rules:\n  - name: r\n    match: {}\n    triggers: [{pending: {gpus: 1}}]\n"
+        "    burst: {ladder: [kw]}\n",
+        "r.yaml",
+    )
+    unit = Unit(id="kw-1", target="kw", rule="r", gpus=4, phase=UnitPhase.READY, node="n1")
+    pod = Pod(namespace="ns", name="p", gpu=GpuRequest(gpus=4))
+
+    def fitter(*, unschedulable: bool) -> Fitter:
+        node = Node(
+            name="n1",
+            gpu_capacity=4,
+            gpu_allocatable=4,
+            taints=(UNSCHEDULABLE_TAINT,),
+            unschedulable=unschedulable,
+            unit="kw-1",
+        )
+        return Fitter(Snapshot(nodes=(node,)), rules, now=0.0)
+
+    assert fitter(unschedulable=False).could_use(pod, unit)
+    assert fitter(unschedulable=False).may_land(pod, unit)
+    # Still cordoned: the taint holds, unless the cordon is to be lifted.
+    assert not fitter(unschedulable=True).could_use(pod, unit)
+    assert fitter(unschedulable=True).may_land(pod, unit, cordon_lifted=True)

@@ -305,8 +305,14 @@ class Fitter:
                 template, gpus=unit.gpus, gpu_model=model, mig=dict(unit.mig)
             )
         else:
-            # Start-up taints go away on their own: they never rule a pod out of a unit.
-            lifted = STARTUP_TAINTS | {UNSCHEDULABLE_TAINT.key} if cordon_lifted else STARTUP_TAINTS
+            # Start-up taints go away on their own: they never rule a pod out of a unit. So does
+            # the unschedulable taint of a node no longer cordoned: the node lifecycle
+            # controller mirrors the cordon into it, and takes it off some time after an
+            # uncordon (a unit taken back must not look unneeded, and be cordoned again, in
+            # the meantime).
+            lifted = STARTUP_TAINTS
+            if cordon_lifted or not node.unschedulable:
+                lifted = lifted | {UNSCHEDULABLE_TAINT.key}
             taints = tuple(t for t in node.taints if t.key not in lifted)
             facts = NodeFacts(
                 labels=node.labels,
