@@ -245,20 +245,38 @@ async def _case(kube: Kube, case: Case, spec: Provider, outages: Outages) -> Non
             await nodes()
             return first.poll() is not None or mark.exists()
 
+        backs: list[str] = []
+        cordoned_since: dict[str, float] = {}
+
+        async def take_back() -> None:
+            """Demand that only a cordoned unit can take, once the scheduler has surely seen
+            the cordon; again if the pod slipped onto the node anyway (the scheduler's cache
+            was behind), for then nothing needs an uncordon."""
+            now = time.monotonic()
+            held = [name_of(n) for n in await nodes() if cordoned(n)]
+            for name in held:
+                cordoned_since.setdefault(name, now)
+            ready = [n for n in held if now - cordoned_since[n] >= 2.0]
+            if not ready:
+                return
+            if backs:
+                last = await kube.pod(case.namespace, backs[-1])
+                if not (last.get("spec") or {}).get("nodeName"):
+                    return  # still waiting for the uncordon
+            backs.append(f"back-{len(backs) + 1}")
+            await pinned_pod(kube, case, spec, backs[-1], ready[0])
+
         async def drive() -> bool:
             """Give the cycle what the point needs, until the fault is reached."""
             nonlocal extra_pod
             while not await fault_reached():
-                if extra_pod is None and point in (faults.UNCORDONED, faults.EVICT_SENT):
+                if point == faults.UNCORDONED:
+                    await take_back()
+                elif extra_pod is None and point == faults.EVICT_SENT:
                     held = [n for n in await nodes() if cordoned(n)]
                     if held:
-                        if point == faults.UNCORDONED:
-                            # Demand that only the cordoned unit can take.
-                            extra_pod = "back"
-                            await pinned_pod(kube, case, spec, extra_pod, name_of(held[0]))
-                        else:
-                            extra_pod = "landed"
-                            await bare_pod(kube, case, extra_pod, name_of(held[0]))
+                        extra_pod = "landed"
+                        await bare_pod(kube, case, extra_pod, name_of(held[0]))
                 await asyncio.sleep(0.2)
             return True
 
@@ -282,9 +300,9 @@ async def _case(kube: Kube, case: Case, spec: Provider, outages: Outages) -> Non
         async def cycle_done() -> bool:
             await nodes()
             jobs = [await kube.job(case.namespace, j) for j in ("a", "b")]
-            if extra_pod == "back":
+            if backs:
                 pods = {name_of(p): phase(p) for p in await kube.pods(case.namespace)}
-                if pods.get("back") != "Succeeded":
+                if any(pods.get(b) != "Succeeded" for b in backs):
                     return False
             done = all(
                 j.get("status", {}).get("succeeded") == j["spec"]["completions"] for j in jobs
