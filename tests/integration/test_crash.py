@@ -15,11 +15,12 @@ cordoned unit for ``uncordoned``; a pod bound onto a draining unit past ``max_wa
   on into the outage; the API server comes back a few seconds later and the same burstd must
   finish the cycle.
 
-Each case asserts: no duplicate unit (no pod given two units that both came up, no unit's
-object made twice), no orphan (every node burstd made is gone at the end, each given back by a
-burstd), no running pod evicted or deleted by burstd (every Job pod succeeded; in the eviction
-case only the pod the evict policy names is evicted, and only after ``max_wait`` from the
-drain's real start), and no scale-up inside a cooldown that was in force before the fault.
+Each case asserts: no duplicate unit (no unit's object made twice or again after its
+adoption, no more units than the case had pods), no orphan (every node of the target is gone
+at the end, and every unit made, adopted or come up was given back by a burstd), no running
+pod evicted or deleted by burstd (every Job pod succeeded; in the eviction case only the pod
+the evict policy names is evicted, and only after ``max_wait`` from the drain's real start),
+and no scale-up inside a cooldown that was in force before the fault.
 
 All cases of a mode run side by side in one cluster, each with its own namespace, target and
 burstd installation (``--instance``), so the suite costs about one cycle per mode and not one

@@ -298,7 +298,7 @@ class InterLinkProvider:
         """The Node a scaled virtual kubelet registered gets the unit's labels too, so the
         cluster view knows it for the unit's (its own labels are the virtual kubelet's)."""
         node = seen.node
-        if node is None or _meta(node, "annotations").get(UNIT_ANNOTATION) == spec.id:
+        if node is None or kube.owned(node, spec.id):
             return
         meta = self._ownership(spec, None)
         meta["annotations"][ENABLED_ANNOTATION] = _meta(seen.deployment, "annotations").get(
@@ -383,9 +383,7 @@ class InterLinkProvider:
         gpus = kube.count(holder.get(GPUS_ANNOTATION, 0))
         if ready is None:
             ready = self._not_ready(seen.node, gpus) is None
-            if seen.slot.scaled and _meta(node, "annotations").get(UNIT_ANNOTATION) != holder.get(
-                UNIT_ANNOTATION
-            ):
+            if seen.slot.scaled and not kube.owned(node, str(holder.get(UNIT_ANNOTATION, ""))):
                 # A virtual kubelet's Node is the unit's only once burstd labelled it (create
                 # does that; a crash before leaves it unready, and adoption's create labels it).
                 ready = False

@@ -363,7 +363,7 @@ class LiqoProvider:
                 if rs is None or (rs.get("metadata") or {}).get("deletionTimestamp"):
                     raise _fatal(f"resource slice {name} of unit {spec.id} was deleted")
                 missing, node = await self._progress(spec, rs, name)
-                if node is not None and _unit_of(node) != spec.id:
+                if node is not None and not kube.owned(node, spec.id):
                     node = await self._label_node(name, spec)
                 if not missing and node is not None:
                     return self._found(rs, node)
@@ -471,7 +471,7 @@ class LiqoProvider:
             granted = (rs.get("status") or {}).get("resources") or {}
             # The Node is the unit's only once burstd labelled it (create does that last; a
             # crash before leaves it unready, and adoption's create finishes the job).
-            ready = _unit_of(node) == uid and not self._node_missing(spec, node, granted)
+            ready = kube.owned(node, uid) and not self._node_missing(spec, node, granted)
             cordoned = bool((node.get("spec") or {}).get("unschedulable"))
             node_annotations = (node.get("metadata") or {}).get("annotations") or {}
             by_burstd = cordoned and CORDONED_ANNOTATION in node_annotations
@@ -616,11 +616,6 @@ class LiqoProvider:
             name = str((rs.get("metadata") or {}).get("name"))
             out.append(self._found(rs, await self._node(name)))
         return out
-
-
-def _unit_of(node: Mapping[str, Any]) -> object:
-    """The unit whose labels burstd put on ``node`` (``None`` before it did)."""
-    return ((node.get("metadata") or {}).get("labels") or {}).get(UNIT_LABEL)
 
 
 def _fatal(message: str) -> ProviderError:
